@@ -1,0 +1,16 @@
+"""Data sets for tfp_priors: MNIST loaders and tf.data pipelines.
+
+See `mnist.load_mnist` (grey LeCun MNIST), `static_mnist.load_static_mnist`
+(Larochelle's binarized MNIST) and `pipelines.make_datasets`.
+"""
+
+from tfp_priors.data.mnist import DatasetNotFoundError
+from tfp_priors.data.mnist import IDXFormatError
+from tfp_priors.data.mnist import load_mnist
+from tfp_priors.data.mnist import read_idx
+from tfp_priors.data.mnist import write_idx
+from tfp_priors.data.pipelines import DATASET_NAMES
+from tfp_priors.data.pipelines import Datasets
+from tfp_priors.data.pipelines import IMAGE_SHAPE
+from tfp_priors.data.pipelines import make_datasets
+from tfp_priors.data.static_mnist import load_static_mnist

@@ -1,0 +1,152 @@
+"""tf.data input pipelines for binary MNIST variants.
+
+Two data sets (`DATASET_NAMES`):
+  * 'dynamic_mnist': LeCun MNIST, 50k/10k/10k. Training images are
+    re-binarized every epoch: each pixel is an independent Bernoulli draw
+    with the grey value (in [0, 1]) as probability, fresh bits every epoch,
+    deterministic given `seed` (stateless random ops keyed on
+    (seed, epoch, batch index)). Valid and test are binarized once with fixed
+    numpy seeds, independent of `seed`, so every run evaluates on the same
+    bits.
+  * 'static_mnist': Larochelle's fixed binarization, 50k/10k/10k, as given.
+
+All examples are flat float32 vectors of 784 values in {0, 1}
+(reshape to `IMAGE_SHAPE` = (28, 28, 1) for images).
+"""
+
+from typing import NamedTuple, Tuple
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from tfp_priors.data.mnist import load_mnist
+from tfp_priors.data.static_mnist import load_static_mnist
+
+DATASET_NAMES = ('dynamic_mnist', 'static_mnist')
+IMAGE_SHAPE = (28, 28, 1)
+EVENT_SIZE = 784
+# Fixed seeds for the one-off binarization of dynamic MNIST's eval splits.
+VALID_BINARIZATION_SEED = 1
+TEST_BINARIZATION_SEED = 0
+
+
+class Datasets(NamedTuple):
+  """Input pipelines and facts about one data set.
+
+  Attributes:
+    train: infinite tf.data.Dataset of float32 (batch_size, 784) batches in
+      {0, 1}, reshuffled (and for dynamic MNIST re-binarized) every epoch;
+      the last incomplete batch of each epoch is dropped.
+    valid: finite dataset of float32 (<= eval_batch_size, 784) batches, in
+      file order.
+    test: same as valid, for the test split.
+    num_train, num_valid, num_test: number of examples in each split.
+    train_mean: float32 (784,), per-pixel mean of the training images (grey
+      values for dynamic MNIST, i.e. the Bernoulli mean of the binarized
+      pixels), e.g. for initializing a decoder's output bias.
+    name: data set name.
+    image_shape: (28, 28, 1).
+    event_size: 784.
+  """
+  train: tf.data.Dataset
+  valid: tf.data.Dataset
+  test: tf.data.Dataset
+  num_train: int
+  num_valid: int
+  num_test: int
+  train_mean: np.ndarray
+  name: str
+  image_shape: Tuple[int, int, int] = IMAGE_SHAPE
+  event_size: int = EVENT_SIZE
+
+
+def binarize_numpy(images, seed):
+  """Returns float32 Bernoulli(images) draws from np.random.RandomState(seed)."""
+  rng = np.random.RandomState(seed)
+  return (rng.uniform(size=images.shape) < images).astype(np.float32)
+
+
+def _dynamic_train(images, batch_size, seed):
+  """Infinite dataset; epoch e uses stateless keys fold_in(seed, e)."""
+  images = tf.constant(images, tf.float32)
+  n = int(images.shape[0])
+  base = tf.constant([seed, 0], tf.int64)
+
+  def epoch(e):
+    key = tf.random.experimental.stateless_fold_in(base, e)
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64),
+        seed=tf.random.experimental.stateless_fold_in(key, 0))
+    bits_key = tf.random.experimental.stateless_fold_in(key, 1)
+
+    def binarize(b, idx):
+      probs = tf.gather(images, idx)
+      noise = tf.random.stateless_uniform(
+          tf.shape(probs), tf.random.experimental.stateless_fold_in(
+              bits_key, b))
+      return tf.cast(noise < probs, tf.float32)
+
+    batches = tf.data.Dataset.from_tensor_slices(order).batch(
+        batch_size, drop_remainder=True)
+    return batches.enumerate().map(binarize)
+
+  return tf.data.Dataset.counter(dtype=tf.int64).flat_map(epoch)
+
+
+def _static_train(images, batch_size, seed):
+  """Infinite dataset of the given binary images, reshuffled every epoch."""
+  ds = tf.data.Dataset.from_tensor_slices(images)
+  ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+  return ds.repeat().batch(batch_size, drop_remainder=True)
+
+
+def _eval(images, batch_size):
+  return tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(
+      tf.data.AUTOTUNE)
+
+
+@gin.configurable
+def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
+                  allow_download=True, eval_batch_size=None):
+  """Builds train/valid/test tf.data pipelines for a binary MNIST variant.
+
+  Args:
+    name: one of DATASET_NAMES ('dynamic_mnist', 'static_mnist').
+    batch_size: training batch size.
+    data_dir: data directory passed to the loader (see `load_mnist`,
+      `load_static_mnist`); None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors.
+    seed: int seed of training shuffling and dynamic binarization; the same
+      seed gives the same stream of batches.
+    allow_download: whether `load_mnist` may fetch missing files.
+    eval_batch_size: batch size of valid/test (default: batch_size).
+
+  Returns:
+    A `Datasets` tuple.
+
+  Raises:
+    ValueError: unknown `name`.
+    DatasetNotFoundError: the data is not available.
+  """
+  if name not in DATASET_NAMES:
+    raise ValueError(f'Unknown data set {name!r}; valid names: '
+                     f'{", ".join(DATASET_NAMES)}.')
+  eval_batch_size = eval_batch_size or batch_size
+  if name == 'dynamic_mnist':
+    data = load_mnist(data_dir, allow_download=allow_download)
+    train = _dynamic_train(data['train'], batch_size, seed)
+    valid = binarize_numpy(data['valid'], VALID_BINARIZATION_SEED)
+    test = binarize_numpy(data['test'], TEST_BINARIZATION_SEED)
+  else:
+    data = load_static_mnist(data_dir)
+    train = _static_train(data['train'], batch_size, seed)
+    valid, test = data['valid'], data['test']
+  return Datasets(
+      train=train.prefetch(tf.data.AUTOTUNE),
+      valid=_eval(valid, eval_batch_size),
+      test=_eval(test, eval_batch_size),
+      num_train=len(data['train']),
+      num_valid=len(valid),
+      num_test=len(test),
+      train_mean=data['train'].mean(axis=0).astype(np.float32),
+      name=name)
