@@ -287,7 +287,7 @@ def test_dynamic_binarization_gives_each_image_fresh_bits():
   n = 16
   images = np.full((n, 784), 0.5, np.float32)
   images[:, :4] = (np.arange(n)[:, None] >> np.arange(4)) & 1
-  train = pipelines._dynamic_train(images, batch_size=n, seed=3)  # pylint: disable=protected-access
+  train = pipelines._train_stream(images, batch_size=n, seed=3)  # pylint: disable=protected-access
   epochs = _first(train, 2)
   aligned = []
   for bits in epochs:
@@ -298,4 +298,13 @@ def test_dynamic_binarization_gives_each_image_fresh_bits():
   changed = (aligned[0][:, 4:] != aligned[1][:, 4:]).sum(axis=1)
   assert (changed > 300).all()
   np.testing.assert_array_equal(
-      epochs, _first(pipelines._dynamic_train(images, n, seed=3), 2))  # pylint: disable=protected-access
+      epochs, _first(pipelines._train_stream(images, n, seed=3), 2))  # pylint: disable=protected-access
+
+
+def test_train_stream_resumes_at_start_step():
+  """Starting at step s yields exactly the batches an uninterrupted stream yields from s on."""
+  images = np.random.RandomState(0).uniform(size=(50, 784)).astype(np.float32)
+  full = _first(pipelines._train_stream(images, 8, seed=5), 20)  # pylint: disable=protected-access
+  for start in (0, 3, 6, 13):
+    resumed = _first(pipelines._train_stream(images, 8, seed=5, start_step=start), 20 - start)  # pylint: disable=protected-access
+    np.testing.assert_array_equal(np.stack(full[start:]), np.stack(resumed))

@@ -67,10 +67,19 @@ def binarize_numpy(images, seed):
   return (rng.uniform(size=images.shape) < images).astype(np.float32)
 
 
-def _dynamic_train(images, batch_size, seed):
-  """Infinite dataset; epoch e uses stateless keys fold_in(seed, e)."""
+def _train_stream(images, batch_size, seed, start_step=0, binarize=True):
+  """Infinite stream of training batches, a pure function of (seed, step).
+
+  Epoch e is shuffled with stateless keys fold_in(seed, e); with `binarize` every batch draws
+  fresh Bernoulli bits keyed on (seed, e, batch index). Because nothing depends on iterator
+  state, a resumed run starts at `start_step` and sees exactly the batches an uninterrupted
+  run would have seen.
+  """
   images = tf.constant(images, tf.float32)
   n = int(images.shape[0])
+  steps_per_epoch = n // batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f'batch_size {batch_size} exceeds the {n} training examples.')
   base = tf.constant([seed, 0], tf.int64)
 
   def epoch(e):
@@ -80,8 +89,10 @@ def _dynamic_train(images, batch_size, seed):
         seed=tf.random.experimental.stateless_fold_in(key, 0))
     bits_key = tf.random.experimental.stateless_fold_in(key, 1)
 
-    def binarize(b, idx):
+    def make_batch(b, idx):
       probs = tf.gather(images, idx)
+      if not binarize:
+        return probs
       noise = tf.random.stateless_uniform(
           tf.shape(probs), tf.random.experimental.stateless_fold_in(
               bits_key, b))
@@ -89,16 +100,11 @@ def _dynamic_train(images, batch_size, seed):
 
     batches = tf.data.Dataset.from_tensor_slices(order).batch(
         batch_size, drop_remainder=True)
-    return batches.enumerate().map(binarize)
+    return batches.enumerate().map(make_batch)
 
-  return tf.data.Dataset.counter(dtype=tf.int64).flat_map(epoch)
-
-
-def _static_train(images, batch_size, seed):
-  """Infinite dataset of the given binary images, reshuffled every epoch."""
-  ds = tf.data.Dataset.from_tensor_slices(images)
-  ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-  return ds.repeat().batch(batch_size, drop_remainder=True)
+  first_epoch, offset = divmod(int(start_step), steps_per_epoch)
+  stream = tf.data.Dataset.counter(start=first_epoch, dtype=tf.int64).flat_map(epoch)
+  return stream.skip(offset)
 
 
 def _eval(images, batch_size):
@@ -108,7 +114,7 @@ def _eval(images, batch_size):
 
 @gin.configurable
 def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
-                  allow_download=True, eval_batch_size=None):
+                  allow_download=True, eval_batch_size=None, start_step=0):
   """Builds train/valid/test tf.data pipelines for a binary MNIST variant.
 
   Args:
@@ -120,6 +126,7 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
       seed gives the same stream of batches.
     allow_download: whether `load_mnist` may fetch missing files.
     eval_batch_size: batch size of valid/test (default: batch_size).
+    start_step: index of the first training batch (to resume a run where it stopped).
 
   Returns:
     A `Datasets` tuple.
@@ -134,12 +141,13 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
   eval_batch_size = eval_batch_size or batch_size
   if name == 'dynamic_mnist':
     data = load_mnist(data_dir, allow_download=allow_download)
-    train = _dynamic_train(data['train'], batch_size, seed)
+    train = _train_stream(data['train'], batch_size, seed, start_step)
     valid = binarize_numpy(data['valid'], VALID_BINARIZATION_SEED)
     test = binarize_numpy(data['test'], TEST_BINARIZATION_SEED)
   else:
     data = load_static_mnist(data_dir)
-    train = _static_train(data['train'], batch_size, seed)
+    train = _train_stream(data['train'], batch_size, seed, start_step,
+                          binarize=False)
     valid, test = data['valid'], data['test']
   return Datasets(
       train=train.prefetch(tf.data.AUTOTUNE),
