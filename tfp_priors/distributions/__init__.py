@@ -1,0 +1,2 @@
+"""`tfd.Distribution` subclasses: pure math, no training state."""
+from tfp_priors.distributions.resampled import Resampled

@@ -1,0 +1,167 @@
+"""LARS resampled distribution p(z) = pi(z) a(z) / Z and its truncated variant p_T.
+
+Source: Bauer & Mnih (2019), "Resampled Priors for Variational Autoencoders", AISTATS:
+Eq. (3) / (A.7) (untruncated p_inf), Eq. (4) / (A.14) (truncated p_T), appendix A.1-A.2.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_priors.estimators import normalizer as normalizer_lib
+from tfp_priors.samplers import rejection
+
+tfd = tfp.distributions
+
+
+def validate_truncation(truncation):
+  if truncation is None:
+    return None
+  if isinstance(truncation, float) and np.isinf(truncation):
+    return None
+  if int(truncation) != truncation or int(truncation) < 1:
+    raise ValueError(
+        f"truncation T must be an integer >= 1 (T=1 is the proposal itself) or None for "
+        f"untruncated resampling; got {truncation!r}.")
+  return int(truncation)
+
+
+def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation):
+  """log p_T(z) in log space (Eq. A.14), or log p_inf(z) (Eq. A.7) for truncation None.
+
+  log p_T = log pi + log[a (1 - alpha_T) / Z + alpha_T],  alpha_T = (1 - Z)^(T - 1).
+
+  Args:
+    log_proposal: [...] log pi(z), nats.
+    log_acceptance: [...] log a(z) <= 0.
+    log_normalizer: log Z, broadcastable to [...] (per-datapoint Z_r of Alg. 1 allowed).
+    truncation: int T >= 1 or None.
+
+  Returns:
+    [...] log density in nats.
+  """
+  if truncation is None:
+    return log_proposal + log_acceptance - log_normalizer
+  if truncation == 1:
+    return log_proposal + 0.0 * log_acceptance
+  log_normalizer = tf.minimum(log_normalizer, 0.0)
+  log_alpha = (truncation - 1) * tfp.math.log1mexp(log_normalizer)  # log (1 - Z)^(T-1)
+  log_resampled = log_acceptance + tfp.math.log1mexp(log_alpha) - log_normalizer
+  log_alpha = tf.broadcast_to(log_alpha, tf.shape(log_resampled))
+  return log_proposal + tf.reduce_logsumexp(tf.stack([log_resampled, log_alpha]), axis=0)
+
+
+class Resampled(tfd.Distribution):
+  """Learned accept/reject (LARS) distribution over any proposal.
+
+  p_inf(z) = pi(z) a(z) / Z  (Eq. 3),
+  p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z),  alpha_T = (1 - Z)^(T-1)  (Eq. 4).
+
+  `sample` is exact (truncated) rejection sampling; `log_prob` needs log Z, either given
+  (`log_normalizer`, e.g. the training EMA or a 10^10-sample evaluation estimate) or estimated
+  at construction with `num_normalizer_samples` proposal samples (Eq. A.17).
+
+  Shapes: the proposal has scalar batch shape and event shape [d]; `log_prob(z)` takes
+  z [..., d] and returns [...] nats; `sample(n)` returns [n, d].
+  """
+
+  def __init__(self, proposal, log_acceptance_fn, truncation=100, log_normalizer=None,
+               num_normalizer_samples=2**16, normalizer_seed=0, validate_args=False,
+               allow_nan_stats=True, name="Resampled"):
+    """Builds the distribution.
+
+    Args:
+      proposal: `tfd.Distribution` pi with scalar batch shape and rank-1 event shape [d].
+      log_acceptance_fn: callable z [..., d] -> log a(z) [...] with values <= 0 (e.g.
+        `tf.math.log_sigmoid(logits)`).
+      truncation: int T >= 1, or None / inf for untruncated resampling.
+      log_normalizer: log Z (scalar, or broadcastable to the batch of z for per-datapoint
+        estimates); None estimates it once here with `num_normalizer_samples` samples.
+      num_normalizer_samples: S for the construction-time estimate.
+      normalizer_seed: seed of that estimate.
+      validate_args: check z's shape in `log_prob`.
+      allow_nan_stats: passed to `tfd.Distribution`.
+      name: name scope.
+
+    Raises:
+      ValueError: if truncation < 1 or not an integer, or the proposal's event shape is not
+        rank 1 or its batch shape not scalar.
+    """
+    parameters = dict(locals())
+    self._truncation = validate_truncation(truncation)
+    if proposal.event_shape.rank != 1:
+      raise ValueError(f"the proposal must have a rank-1 event shape [d]; got "
+                       f"{proposal.event_shape}. Wrap it in tfd.Independent.")
+    if proposal.batch_shape.rank is None or proposal.batch_shape.rank != 0:
+      raise ValueError(f"the proposal must have scalar batch shape; got {proposal.batch_shape}.")
+    self._proposal = proposal
+    self._log_acceptance_fn = log_acceptance_fn
+    with tf.name_scope(name):
+      if log_normalizer is None:
+        log_normalizer = normalizer_lib.estimate_log_normalizer(
+            proposal, log_acceptance_fn, num_normalizer_samples,
+            chunk_size=min(num_normalizer_samples, 2**16), seed=normalizer_seed).log_normalizer
+      self._log_normalizer = tf.cast(log_normalizer, proposal.dtype)
+    super().__init__(
+        dtype=proposal.dtype, reparameterization_type=tfd.NOT_REPARAMETERIZED,
+        validate_args=validate_args, allow_nan_stats=allow_nan_stats, parameters=parameters,
+        name=name)
+
+  @property
+  def proposal(self):
+    return self._proposal
+
+  @property
+  def truncation(self):
+    return self._truncation
+
+  @property
+  def log_normalizer(self):
+    """log Z in nats (scalar or per-datapoint)."""
+    return self._log_normalizer
+
+  def log_acceptance(self, z):
+    """log a(z) [...] for z [..., d]."""
+    return self._log_acceptance_fn(z)
+
+  def _event_shape(self):
+    return self._proposal.event_shape
+
+  def _event_shape_tensor(self):
+    return self._proposal.event_shape_tensor()
+
+  def _batch_shape(self):
+    return tf.TensorShape([])
+
+  def _batch_shape_tensor(self):
+    return tf.constant([], tf.int32)
+
+  def _log_prob(self, z):
+    return resampled_log_prob(self._proposal.log_prob(z), self._log_acceptance_fn(z),
+                              self._log_normalizer, self._truncation)
+
+  def _check_event(self, z):
+    d = self._proposal.event_shape[-1]
+    if z.shape.rank is not None and (z.shape.rank < 1 or z.shape[-1] != d):
+      raise ValueError(f"log_prob expects z of shape [..., {d}] (the latent size); "
+                       f"got shape {z.shape}.")
+
+  def log_prob(self, value, name="log_prob", **kwargs):
+    value = tf.convert_to_tensor(value, dtype_hint=self.dtype)
+    self._check_event(value)
+    return super().log_prob(value, name=name, **kwargs)
+
+  def _sample_n(self, n, seed=None):
+    return self.sample_with_acceptance_rate(n, seed=seed).samples
+
+  def sample_with_acceptance_rate(self, num_samples, seed=None):
+    """Exact samples with the sampler's statistics.
+
+    Returns:
+      `rejection.RejectionSample`: samples [num_samples, d], num_proposals, num_accepted and
+      acceptance_rate (an estimate of Z over the coin flips made).
+    """
+    return rejection.truncated_rejection_sample(
+        self._proposal, self._log_acceptance_fn, num_samples, self._truncation, seed=seed)
+
+  def _default_event_space_bijector(self):
+    return self._proposal.experimental_default_event_space_bijector()

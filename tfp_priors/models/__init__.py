@@ -1,0 +1,4 @@
+"""Latent variable models of the papers; each returns a `base.Forward` from `forward(x, K)`."""
+from tfp_priors.models.base import Forward
+from tfp_priors.models.hvae import HVAE
+from tfp_priors.models.vae import VAE

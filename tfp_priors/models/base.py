@@ -1,0 +1,54 @@
+"""What every latent variable model returns, so objectives and evaluation need no special cases.
+
+The learned prior always models the top latent z_top (z for the VAE, z2 for the HVAE, LARS
+Sec. 4); the rest of the hierarchy is part of the model.
+"""
+import collections
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+# All fields have shape [K, B] (K importance samples, B examples) except z_top [K, B, d].
+Forward = collections.namedtuple("Forward", [
+    "z_top",               # samples of the top latent from q
+    "log_posterior_top",   # log q(z_top | x), nats
+    "log_likelihood",      # log p(x | z), nats
+    "log_posterior_rest",  # log q(lower latents | x, z_top), nats (0 for one latent layer)
+    "log_prior_rest",      # log p(lower latents | z_top), nats (0 for one latent layer)
+])
+
+
+def diagonal_normal(params):
+  """Splits [..., 2d] into mean and log std and returns the diagonal Normal (event [d])."""
+  loc, log_scale = tf.split(params, 2, axis=-1)
+  return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.exp(log_scale))
+
+
+def bernoulli_log_likelihood(logits, x):
+  """log Bernoulli(x; sigmoid(logits)) summed over pixels: logits [K, B, D], x [B, D] -> [K, B]."""
+  return -tf.reduce_sum(
+      tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.broadcast_to(x, tf.shape(logits)),
+                                              logits=logits), axis=-1)
+
+
+def output_bias(train_mean):
+  """Decoder output-bias initialiser: logit of the mean training image (or zeros if None)."""
+  if train_mean is None:
+    return "zeros"
+  p = np.clip(np.asarray(train_mean, np.float32).reshape(-1), 1e-3, 1 - 1e-3)
+  return tf.constant_initializer(np.log(p) - np.log1p(-p))
+
+
+def check_input(x, input_size):
+  """Raises ValueError unless x is [B, input_size]."""
+  if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != input_size):
+    raise ValueError(f"the model expects flat images of shape [batch, {input_size}]; got "
+                     f"{x.shape}.")
+
+
+def split_seed(seed, n=2):
+  """n independent stateless seeds from one (or n Nones when seed is None)."""
+  return (None,) * n if seed is None else tfp.random.split_seed(seed, n)

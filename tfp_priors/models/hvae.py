@@ -1,0 +1,69 @@
+"""Hierarchical VAE with two latent layers (LARS appendix C.2, "HVAE (L = 2)").
+
+Generative: p(z2) p(z1|z2) p(x|z1, z2); inference: q(z2|x) q(z1|x, z2) (Tomczak & Welling's
+structure, with plain tanh MLPs):
+  q(z2|x)      = MLP[784 - 300 - 300 - d]
+  q(z1|x, z2)  = MLP[[MLP[784 - 300], MLP[d - 300]] - 300 - d]
+  p(z1|z2)     = MLP[d - 300 - 300 - d]
+  p(x|z1, z2)  = MLP[[MLP[d - 300], MLP[d - 300]] - 300 - 784]
+The learned prior is p(z2), the top latent.
+"""
+import gin
+import tensorflow as tf
+
+from tfp_priors.models import base
+from tfp_priors.nets import MLP
+
+
+class _Merge(tf.Module):
+  """MLP[[MLP[a - h], MLP[b - h]] - h - out]: two tanh branches, concatenated, then an MLP."""
+
+  def __init__(self, size_a, size_b, hidden, output_size, output_bias_initializer="zeros",
+               name=None):
+    super().__init__(name=name)
+    self.branch_a = MLP(size_a, (), hidden, name="branch_a")
+    self.branch_b = MLP(size_b, (), hidden, name="branch_b")
+    self.head = MLP(2 * hidden, (hidden,), output_size,
+                    output_bias_initializer=output_bias_initializer, name="head")
+
+  def __call__(self, a, b):
+    ha, hb = tf.tanh(self.branch_a(a)), tf.tanh(self.branch_b(b))
+    # a may lack the leading importance-sample axis of b (x [B, D] against z2 [K, B, d]).
+    ha = tf.broadcast_to(ha, tf.concat([tf.shape(hb)[:-1], tf.shape(ha)[-1:]], 0))
+    return self.head(tf.concat([ha, hb], axis=-1))
+
+
+@gin.configurable
+class HVAE(tf.Module):
+  """Two-latent-layer VAE; z_top = z2."""
+
+  def __init__(self, input_size=784, latent_size=50, hidden_size=300, train_mean=None,
+               name="hvae"):
+    super().__init__(name=name)
+    self.input_size, self.latent_size = input_size, latent_size
+    d, h = latent_size, hidden_size
+    self.q_z2 = MLP(input_size, (h, h), 2 * d, name="q_z2")
+    self.q_z1 = _Merge(input_size, d, h, 2 * d, name="q_z1")
+    self.p_z1 = MLP(d, (h, h), 2 * d, name="p_z1")
+    self.p_x = _Merge(d, d, h, input_size, base.output_bias(train_mean), name="p_x")
+
+  def forward(self, x, num_samples=1, seed=None):
+    """x [B, 784] -> `base.Forward` with [K, B] fields; z_top = z2."""
+    base.check_input(x, self.input_size)
+    seed2, seed1 = base.split_seed(seed)
+    q2 = base.diagonal_normal(self.q_z2(x))
+    z2 = q2.sample(num_samples, seed=seed2)
+    q1 = base.diagonal_normal(self.q_z1(x, z2))
+    z1 = q1.sample(seed=seed1)
+    p1 = base.diagonal_normal(self.p_z1(z2))
+    log_lik = base.bernoulli_log_likelihood(self.p_x(z1, z2), x)
+    return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1))
+
+  def posterior_mean(self, x):
+    """E_q[z2|x]: [B, 784] -> [B, d]."""
+    return base.diagonal_normal(self.q_z2(x)).mean()
+
+  def decode(self, z_top, seed=None):
+    """Samples z1 ~ p(z1|z2) and returns p(x|z1, z2) probabilities: [N, d] -> [N, 784]."""
+    z1 = base.diagonal_normal(self.p_z1(z_top)).sample(seed=seed)
+    return tf.sigmoid(self.p_x(z1, z_top))

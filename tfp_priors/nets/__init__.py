@@ -1,0 +1,2 @@
+"""Networks of the papers' appendices (LARS C.2)."""
+from tfp_priors.nets.mlp import MLP

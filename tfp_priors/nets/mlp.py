@@ -1,0 +1,31 @@
+"""Multi-layer perceptrons, as written MLP[in - h1 - ... - out] in LARS appendix C.2.
+
+Built from `tf_keras` layers: their variables are plain `tf.Variable`s, so `tf.Module`
+collections, `tf.train.Checkpoint` and SavedModel see them (Keras 3 variables are not; see
+DESIGN.md).
+"""
+import tensorflow as tf
+import tf_keras
+
+
+class MLP(tf.Module):
+  """Dense network with `activation` between hidden layers and a linear output layer.
+
+  Weights use Glorot-uniform initialisation (LARS C.3 cites Glorot & Bengio).
+  Call: x [..., input_size] -> [..., output_size].
+  """
+
+  def __init__(self, input_size, hidden_sizes, output_size, activation="tanh",
+               output_bias_initializer="zeros", name=None):
+    super().__init__(name=name)
+    layers = [tf_keras.layers.Dense(h, activation=activation) for h in hidden_sizes]
+    layers.append(tf_keras.layers.Dense(output_size, bias_initializer=output_bias_initializer))
+    self.net = tf_keras.Sequential(layers)
+    self.net.build([None, input_size])
+    self.input_size = input_size
+    self.output_size = output_size
+
+  def __call__(self, x):
+    batch_shape = tf.shape(x)[:-1]
+    y = self.net(tf.reshape(x, [-1, self.input_size]))
+    return tf.reshape(y, tf.concat([batch_shape, [self.output_size]], 0))

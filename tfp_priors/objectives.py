@@ -1,0 +1,65 @@
+"""ELBO, IWAE bound and KL warm-up.
+
+ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)) (LARS Eq. 1), with a single-sample KL estimate
+log q(z|x) - log p(z) (LARS appendix A.4); IWAE bound of Burda et al. (2016) with K
+importance samples. All values are nats per example.
+"""
+import collections
+import math
+
+import tensorflow as tf
+
+from tfp_priors.models import base
+
+ElboTerms = collections.namedtuple("ElboTerms", ["elbo", "reconstruction", "kl"])
+
+
+def elbo(model, prior, x, training=False, seed=None):
+  """Single-sample ELBO terms per example.
+
+  Args:
+    model: a model with `forward(x, num_samples, seed)` (`tfp_priors.models`).
+    prior: a `tfp_priors.priors.Prior` over the model's top latent.
+    x: [B, D] binary images.
+    training: if True, log p(z_top) comes from `prior.training_log_prob` (LARS: Alg. 1 and
+      its EMA update); else from `prior.distribution().log_prob`.
+    seed: stateless seed [2] or None.
+
+  Returns:
+    (`ElboTerms` of [B] tensors in nats: elbo = reconstruction - kl, dict of prior statistics).
+  """
+  seed_model, seed_prior = base.split_seed(seed)
+  f = model.forward(x, 1, seed=seed_model)
+  z, log_q_top = f.z_top[0], f.log_posterior_top[0]
+  if training:
+    log_p_top, stats = prior.training_log_prob(z, log_q_top, seed=seed_prior)
+  else:
+    log_p_top, stats = prior.distribution().log_prob(z), {}
+  kl = log_q_top + f.log_posterior_rest[0] - log_p_top - f.log_prior_rest[0]
+  reconstruction = f.log_likelihood[0]
+  return ElboTerms(reconstruction - kl, reconstruction, kl), stats
+
+
+def iwae_bound(model, prior_distribution, x, num_samples, seed=None):
+  """log (1/K) sum_k p(x, z_k) / q(z_k|x), the IWAE lower bound on log p(x).
+
+  Args:
+    model: a model with `forward`.
+    prior_distribution: `tfd.Distribution` of the top latent (e.g. `prior.distribution()`).
+    x: [B, D]. num_samples: K >= 1. seed: stateless seed or None.
+
+  Returns:
+    [B] bound in nats; -bound is the NLL estimate. It is >= the ELBO in expectation and
+    non-decreasing in K.
+  """
+  f = model.forward(x, num_samples, seed=seed)
+  log_w = (f.log_likelihood + prior_distribution.log_prob(f.z_top) + f.log_prior_rest
+           - f.log_posterior_top - f.log_posterior_rest)
+  return tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
+
+
+def kl_weight(step, warmup_steps):
+  """KL warm-up (annealing) weight beta = min(1, step / warmup_steps); 1 if warmup_steps <= 0."""
+  if warmup_steps <= 0:
+    return tf.constant(1.0)
+  return tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))

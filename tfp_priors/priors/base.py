@@ -1,0 +1,65 @@
+"""The interface every trainable prior implements, and the registry of prior names."""
+import gin
+import tensorflow as tf
+
+_REGISTRY = {}
+
+
+def register(name):
+  """Class decorator: makes a prior constructible by `build_prior(name, latent_size)`."""
+  def wrap(cls):
+    _REGISTRY[name] = cls
+    cls.registry_name = name
+    return cls
+  return wrap
+
+
+@gin.configurable
+def build_prior(latent_size, name="normal"):
+  """Builds the prior registered under `name` over a latent of size `latent_size`.
+
+  Other constructor arguments come from gin (e.g. `LarsPrior.truncation = 100`).
+
+  Raises:
+    ValueError: for an unknown name (the message lists the registered ones).
+  """
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
+                     f"Set e.g. build_prior.name = 'lars' in the gin config.")
+  return _REGISTRY[name](latent_size=latent_size)
+
+
+class Prior(tf.Module):
+  """A trainable prior p(z) over z in R^d.
+
+  Every prior owns its variables and builds a `tfd.Distribution` (`distribution()`), used for
+  evaluation, sampling and export. Training goes through `training_log_prob`, the single place
+  where a prior may need more than `log_prob` (LARS: Algorithm 1's EMA estimate of Z).
+  """
+
+  def __init__(self, latent_size, name=None):
+    super().__init__(name=name)
+    if int(latent_size) < 1:
+      raise ValueError(f"latent_size must be >= 1, got {latent_size}.")
+    self.latent_size = int(latent_size)
+
+  # Whether the distribution is symmetric about the origin (enables antithetic estimators).
+  symmetric = False
+
+  def distribution(self):
+    """Returns a `tfd.Distribution` with event shape [latent_size]."""
+    raise NotImplementedError
+
+  def training_log_prob(self, z, log_posterior, seed=None):
+    """log p(z) for a training step, with any side statistics to log.
+
+    Args:
+      z: [R, d] one posterior sample per datapoint, z_r ~ q(z|x_r).
+      log_posterior: [R] log q(z_r|x_r) in nats (used by LARS's Algorithm 1).
+      seed: stateless seed for any sampling the prior does.
+
+    Returns:
+      (log_prob [R] in nats, dict of scalar tensors to log).
+    """
+    del log_posterior, seed
+    return self.distribution().log_prob(z), {}

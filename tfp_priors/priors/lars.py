@@ -1,0 +1,116 @@
+"""LARS: a resampled prior with a learned acceptance function over any proposal prior.
+
+Source: Bauer & Mnih (2019), Eq. (3)-(4), Algorithm 1 (appendix A.4), architecture of a(z)
+in appendix C.2: MLP[d - 100 - 100 - 1], tanh, logistic output; T = 100; S = 2^10.
+"""
+import math
+
+import gin
+import tensorflow as tf
+
+from tfp_priors import distributions
+from tfp_priors.estimators import ema as ema_lib
+from tfp_priors.estimators import normalizer as normalizer_lib
+from tfp_priors.nets import MLP
+from tfp_priors.priors import base
+
+
+@gin.configurable
+@base.register("lars")
+class LarsPrior(base.Prior):
+  """p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z), learned a(z) = sigmoid(MLP(z)).
+
+  State (all checkpointed): the acceptance network, the proposal prior's variables, the EMA
+  <Z> of Algorithm 1 (`moving_average`) and, once evaluated, a high-accuracy estimate
+  `evaluation_log_normalizer` (NaN until `estimate_log_normalizer` ran). `distribution()` uses
+  the evaluation estimate when present, else the EMA.
+  """
+
+  def __init__(self, latent_size, proposal="normal", hidden_sizes=(100, 100), truncation=100,
+               num_proposal_samples=2**10, ema_epsilon=0.1, name="lars_prior"):
+    """Args:
+      latent_size: d.
+      proposal: registry name of the proposal prior, or a `Prior` instance.
+      hidden_sizes: hidden units of a(z) (tanh).
+      truncation: T >= 1, or None for untruncated resampling.
+      num_proposal_samples: S, proposal samples per training step for Z_S (Alg. 1).
+      ema_epsilon: epsilon of Eq. (A.20) (the paper uses 0.1 or 0.01).
+      name: module name.
+
+    Raises:
+      ValueError: T < 1, S < 1, epsilon outside (0, 1], or a proposal of another latent size.
+    """
+    super().__init__(latent_size, name=name)
+    self.truncation = distributions.resampled.validate_truncation(truncation)
+    if int(num_proposal_samples) < 1:
+      raise ValueError(f"num_proposal_samples must be >= 1, got {num_proposal_samples}.")
+    if not 0.0 < float(ema_epsilon) <= 1.0:
+      raise ValueError(f"ema_epsilon must be in (0, 1], got {ema_epsilon}.")
+    if isinstance(proposal, str):
+      proposal = base.build_prior(latent_size, name=proposal)
+    if proposal.latent_size != self.latent_size:
+      raise ValueError(f"proposal latent size {proposal.latent_size} != {self.latent_size}.")
+    self.proposal = proposal
+    self.symmetric = False
+    self.num_proposal_samples = int(num_proposal_samples)
+    self.ema_epsilon = float(ema_epsilon)
+    self.acceptance_net = MLP(latent_size, hidden_sizes, 1, activation="tanh",
+                              name="acceptance")
+    initial = normalizer_lib.estimate_log_normalizer(
+        proposal.distribution(), self.log_acceptance, 2**14, seed=0).normalizer
+    self.moving_average = tf.Variable(float(initial), trainable=False, name="ema_normalizer")
+    self.evaluation_log_normalizer = tf.Variable(math.nan, trainable=False,
+                                                 name="evaluation_log_normalizer")
+
+  def log_acceptance(self, z):
+    """log a(z) = log sigmoid(MLP(z)): z [..., d] -> [...], nats, <= 0."""
+    return tf.math.log_sigmoid(self.acceptance_net(z)[..., 0])
+
+  def log_normalizer(self):
+    """The log Z used by `distribution()`: evaluation estimate if present, else log <Z>."""
+    ev = self.evaluation_log_normalizer
+    return tf.where(tf.math.is_finite(ev), ev, tf.math.log(self.moving_average))
+
+  def distribution(self, log_normalizer=None):
+    """`Resampled` over the proposal's distribution with log Z (default `log_normalizer()`)."""
+    if log_normalizer is None:
+      log_normalizer = self.log_normalizer()
+    return distributions.Resampled(self.proposal.distribution(), self.log_acceptance,
+                                   truncation=self.truncation, log_normalizer=log_normalizer)
+
+  def training_log_prob(self, z, log_posterior, seed=None):
+    """log p_T(z_r) with Z_r from Algorithm 1; updates the EMA <Z> as Eq. (A.20).
+
+    Args:
+      z: [R, d] posterior samples. log_posterior: [R] log q(z_r|x_r). seed: stateless seed.
+
+    Returns:
+      (log_prob [R] nats, {'normalizer', 'log_normalizer', 'batch_normalizer'}).
+    """
+    proposal = self.proposal.distribution()
+    z_s = proposal.sample(self.num_proposal_samples, seed=seed)
+    estimate = ema_lib.ema_log_normalizer(
+        self.log_acceptance(z_s), self.log_acceptance(z),
+        proposal.log_prob(z) - log_posterior, self.moving_average, self.ema_epsilon)
+    self.moving_average.assign(estimate.new_moving_average)
+    # The evaluation estimate is stale once a(z) changes.
+    self.evaluation_log_normalizer.assign(math.nan)
+    log_prob = distributions.resampled.resampled_log_prob(
+        proposal.log_prob(z), self.log_acceptance(z), estimate.log_normalizer, self.truncation)
+    return log_prob, {
+        "normalizer": estimate.new_moving_average,
+        "log_normalizer": tf.math.log(estimate.new_moving_average),
+        "batch_normalizer": estimate.batch_normalizer,
+    }
+
+  def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
+    """Estimates log Z with S samples (Eq. A.17) and stores it for `distribution()`.
+
+    Returns:
+      `NormalizerEstimate` (float64 scalars; see `estimators.estimate_log_normalizer`).
+    """
+    estimate = normalizer_lib.estimate_log_normalizer(
+        self.proposal.distribution(), self.log_acceptance, num_samples, chunk_size,
+        antithetic=self.proposal.symmetric, seed=seed)
+    self.evaluation_log_normalizer.assign(tf.cast(estimate.log_normalizer, tf.float32))
+    return estimate
