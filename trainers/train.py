@@ -1,0 +1,240 @@
+"""Joint training of a VAE/HVAE and its prior by the ELBO, then evaluation and export.
+
+Setup of LARS appendix C.3: Adam, learning rate 3e-4 decayed to 1e-4 (after 10% of training),
+KL warm-up over the first 1% of training, batch 128. The papers run 10^7 steps; `num_steps`
+sets the budget and the decay / warm-up points scale with it unless given.
+"""
+import json
+import os
+import time
+
+from absl import logging
+import gin
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfp_priors import export as export_lib
+from tfp_priors import objectives
+from tfp_priors.data import pipelines
+from tfp_priors.evaluation import images as images_lib
+from tfp_priors.evaluation import metrics
+from tfp_priors.models import VAE
+from tfp_priors.priors import build_prior
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss or a gradient became NaN/inf; the update was skipped and nothing was saved."""
+
+
+class IncompatibleCheckpointError(ValueError):
+  """The workdir holds a checkpoint of a different model, prior or optimizer."""
+
+
+def learning_rate_schedule(learning_rate, final_learning_rate, decay_step):
+  """Piecewise constant: `learning_rate` until `decay_step`, then `final_learning_rate`."""
+  return tf_keras.optimizers.schedules.PiecewiseConstantDecay(
+      [int(decay_step)], [float(learning_rate), float(final_learning_rate)])
+
+
+class Trainer(tf.Module):
+  """Holds model, prior, optimizer, step counter and RNG; all of them are checkpointed."""
+
+  def __init__(self, model, prior, learning_rate, final_learning_rate, decay_step, warmup_steps,
+               seed):
+    super().__init__(name="trainer")
+    self.model, self.prior = model, prior
+    self.optimizer = tf_keras.optimizers.Adam(
+        learning_rate_schedule(learning_rate, final_learning_rate, decay_step))
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.rng = tf.random.Generator.from_seed(seed)
+    self.warmup_steps = warmup_steps
+    self.train_variables = list(model.trainable_variables) + list(prior.trainable_variables)
+    self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
+                                          step=self.step, rng=self.rng)
+
+  @tf.function
+  def train_step(self, x):
+    """One Adam step on -(reconstruction - beta KL); skipped if the loss or a gradient is
+    not finite. Returns a dict of scalars (nats per example) and 'finite'."""
+    seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+    beta = objectives.kl_weight(self.step, self.warmup_steps)
+    with tf.GradientTape() as tape:
+      terms, stats = objectives.elbo(self.model, self.prior, x, training=True, seed=seed)
+      reconstruction = tf.reduce_mean(terms.reconstruction)
+      kl = tf.reduce_mean(terms.kl)
+      loss = -(reconstruction - beta * kl)
+    grads = tape.gradient(loss, self.train_variables)
+    finite = tf.logical_and(tf.math.is_finite(loss),
+                            tf.math.is_finite(tf.linalg.global_norm(grads)))
+
+    def apply():
+      self.optimizer.apply_gradients(zip(grads, self.train_variables))
+      self.step.assign_add(1)
+      return tf.constant(True)
+
+    tf.cond(finite, apply, lambda: tf.constant(False))
+    out = {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction,
+           "kl": kl, "kl_weight": beta, "finite": finite}
+    out.update(stats)
+    return out
+
+
+def _restore(trainer, manager):
+  """Restores the latest checkpoint, or explains why the workdir's checkpoint does not fit."""
+  if not manager.latest_checkpoint:
+    return False
+  # Build slot variables first so they are restored, not silently re-created later.
+  trainer.optimizer.build(trainer.train_variables)
+  try:
+    trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise IncompatibleCheckpointError(
+        f"the checkpoint {manager.latest_checkpoint} does not match this configuration "
+        f"(different model, prior or latent size?): {str(e).splitlines()[0][:300]}. "
+        f"Use a new --workdir, or the gin config the checkpoint was trained with. Nothing "
+        f"was changed in the workdir.") from e
+  return True
+
+
+@gin.configurable(denylist=["workdir"])
+def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_learning_rate=1e-4,
+          decay_step=None, warmup_steps=None, log_every=500, checkpoint_every=5000,
+          image_every=5000, seed=0, evaluate=True, export=True, normalizer_samples=None,
+          num_importance_samples=1000, eval_max_examples=None, print_fn=print):
+  """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
+
+  Args:
+    workdir: run directory (checkpoints/, TensorBoard events, metrics.json, export/).
+    model_fn: model class, called with `train_mean=` (gin: `train.model_fn = @HVAE`).
+    num_steps: total training steps (a resumed run continues up to it).
+    learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
+    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7).
+    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7).
+    log_every, checkpoint_every, image_every: intervals in steps.
+    seed: seed of initialisation, data order and sampling.
+    evaluate: run the test-set evaluation at the end.
+    export: write the SavedModel to workdir/export.
+    normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
+    num_importance_samples: K of the IWAE test NLL.
+    eval_max_examples: evaluate on the first N test examples only (None: all 10,000).
+    print_fn: console output.
+
+  Returns:
+    dict of final metrics (also in workdir/metrics.json).
+
+  Raises:
+    NonFiniteLossError: NaN/inf loss; the last checkpoint stays intact.
+    IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
+    DatasetNotFoundError: data missing (see tfp_priors.data).
+  """
+  if num_steps < 0:
+    raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
+  decay_step = num_steps // 10 if decay_step is None else decay_step
+  warmup_steps = num_steps // 100 if warmup_steps is None else warmup_steps
+  tf.random.set_seed(seed)
+  os.makedirs(workdir, exist_ok=True)
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
+  data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
+  model = model_fn(train_mean=data.train_mean)
+  prior = build_prior(model.latent_size)
+  trainer = Trainer(model, prior, learning_rate, final_learning_rate, decay_step, warmup_steps,
+                    seed)
+  manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=3)
+  if _restore(trainer, manager):
+    print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step)}.")
+  with open(os.path.join(workdir, "config.gin"), "w") as f:
+    f.write(gin.config_str())
+
+  start_step = int(trainer.step)
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
+  iterator = iter(data.train)
+  last_time, last_step = time.time(), start_step
+  steps_per_second = float("nan")
+  with writer.as_default():
+    while int(trainer.step) < num_steps:
+      out = trainer.train_step(next(iterator))
+      step = int(trainer.step)
+      if not bool(out["finite"]):
+        raise NonFiniteLossError(
+            f"the loss became {float(out['loss'])} at step {step + 1}; the update was skipped "
+            f"and the last good checkpoint ({manager.latest_checkpoint}) is intact. Lower "
+            f"train.learning_rate or check the data, then rerun with the same --workdir to "
+            f"resume.")
+      if step % log_every == 0 or step == num_steps:
+        now = time.time()
+        steps_per_second = (step - last_step) / max(now - last_time, 1e-9)
+        last_time, last_step = now, step
+        scalars = {k: float(v) for k, v in out.items() if k != "finite"}
+        scalars["steps_per_second"] = steps_per_second
+        for k, v in scalars.items():
+          tf.summary.scalar(k, v, step=step)
+        extra = "".join(f" {k}={scalars[k]:.4g}" for k in ("normalizer",) if k in scalars)
+        print_fn(f"step {step}/{num_steps} loss={scalars['loss']:.2f} "
+                 f"elbo={scalars['elbo']:.2f} kl={scalars['kl']:.2f}{extra} "
+                 f"({steps_per_second:.0f} steps/s)")
+      if step % image_every == 0:
+        _sample_summary(model, prior, data.image_shape, step)
+      if step % checkpoint_every == 0:
+        manager.save(checkpoint_number=step)
+    if manager.latest_checkpoint is None or int(trainer.step) != _checkpoint_step(manager):
+      manager.save(checkpoint_number=int(trainer.step))
+
+    results = {"num_steps": int(trainer.step), "train_steps_per_second": steps_per_second,
+               "prior": prior.registry_name, "model": type(model).__name__}
+    if hasattr(prior, "estimate_log_normalizer"):
+      t = time.time()
+      est = prior.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed)
+      seconds = time.time() - t
+      results.update({
+          "log_normalizer": float(est.log_normalizer), "normalizer": float(est.normalizer),
+          "normalizer_standard_error": float(est.standard_error),
+          "log_normalizer_standard_error": float(est.log_normalizer_standard_error),
+          "normalizer_samples": int(est.num_samples),
+          "acceptance_evaluations_per_second": est.num_samples / max(seconds, 1e-9)})
+      sample = prior.distribution().sample_with_acceptance_rate(10000, seed=[seed, 1])
+      results["sampler_acceptance_rate"] = float(sample.acceptance_rate)
+      print_fn(f"log Z = {results['log_normalizer']:.4f} +- "
+               f"{results['log_normalizer_standard_error']:.1e} (Z = {results['normalizer']:.4g},"
+               f" S = {results['normalizer_samples']:.1e})")
+      manager.save(checkpoint_number=int(trainer.step))
+    if evaluate:
+      print_fn(f"Evaluating test NLL with K={num_importance_samples} importance samples...")
+      results.update(metrics.evaluate(model, prior, data.test, num_importance_samples,
+                                      seed=seed, max_examples=eval_max_examples,
+                                      log_fn=print_fn))
+      for k in ("nll", "elbo", "reconstruction", "kl", "active_units"):
+        tf.summary.scalar(f"test/{k}", results[k], step=int(trainer.step))
+      print_fn(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
+               f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
+               f"active units {results['active_units']}")
+  with open(os.path.join(workdir, "metrics.json"), "w") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  if export:
+    path = export_lib.export(model, prior, os.path.join(workdir, "export"), data.image_shape)
+    print_fn(f"Exported SavedModel to {path}")
+  return results
+
+
+def _saved_step(checkpoint_dir):
+  """The step stored in the latest checkpoint of checkpoint_dir (0 if none)."""
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest is None:
+    return 0
+  try:
+    return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+  except (tf.errors.OpError, ValueError) as e:
+    raise IncompatibleCheckpointError(
+        f"cannot read the step counter from {latest} ({e.__class__.__name__}); it is corrupt "
+        f"or not a tfp_priors checkpoint. Use a new --workdir; nothing was changed.") from e
+
+
+def _checkpoint_step(manager):
+  return int(manager.latest_checkpoint.rsplit("-", 1)[-1])
+
+
+def _sample_summary(model, prior, image_shape, step, num=64):
+  z = prior.distribution().sample(num, seed=[0, step % (2**31 - 1)])
+  images = tf.reshape(model.decode(z, seed=[1, step % (2**31 - 1)]), [-1] + list(image_shape))
+  tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
+
