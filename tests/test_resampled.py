@@ -324,19 +324,13 @@ def test_log_prob_float32_stable_for_extreme_normalizers(log_z, truncation):
   np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-# ---- known library bugs (strict xfail) ------------------------------------------------------
+# ---- regressions: zero acceptance at T = 1, numpy infinity as truncation -------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG resampled.py resampled_log_prob, T == 1 branch: `log_proposal + 0.0 * log_acceptance` "
-    "is NaN where a(z) = 0 (log a = -inf), but p_1(z) = pi(z) for every a(z) in [0, 1]."))
 def test_truncation_one_with_zero_acceptance_is_proposal():
   got = resampled.resampled_log_prob(tf.constant([-1.0, -2.0]), tf.constant([-np.inf, -1.0]),
                                      tf.constant(np.log(0.3), tf.float32), 1).numpy()
   np.testing.assert_array_equal(got, [-1.0, -2.0])
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "BUG resampled.py validate_truncation: only Python float inf is recognised as 'untruncated'; "
-    "np.float32('inf') reaches int(truncation) and raises OverflowError instead of returning None."))
 def test_numpy_float32_infinite_truncation_means_untruncated():
   assert resampled.validate_truncation(np.float32("inf")) is None

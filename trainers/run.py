@@ -45,7 +45,8 @@ def parse_config(configs, bindings):
   """Parses gin configs and bindings; unknown names raise ValueError with gin's message."""
   gin.add_config_file_search_path(CONFIG_DIR)
   try:
-    gin.parse_config_files_and_bindings([resolve_config(c) for c in configs], bindings)
+    gin.parse_config_files_and_bindings([resolve_config(c) for c in configs], bindings,
+                                        finalize_config=False)
   except (ValueError, KeyError) as e:
     raise ValueError(f"bad gin configuration: {e}\nConfigurable names include train.*, "
                      "make_datasets.*, build_prior.name, LarsPrior.*, VAE.*, HVAE.*.") from e

@@ -88,7 +88,7 @@ def _restore(trainer, manager):
   trainer.optimizer.build(trainer.train_variables)
   try:
     trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
+  except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
     raise IncompatibleCheckpointError(
         f"the checkpoint {manager.latest_checkpoint} does not match this configuration "
         f"(different model, prior or latent size?): {str(e).splitlines()[0][:300]}. "
@@ -118,7 +118,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
     normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
     num_importance_samples: K of the IWAE test NLL.
     eval_max_examples: evaluate on the first N test examples only (None: all 10,000).
-    print_fn: console output.
+    print_fn: console output (None: silent).
 
   Returns:
     dict of final metrics (also in workdir/metrics.json).
@@ -128,11 +128,12 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
     IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
     DatasetNotFoundError: data missing (see tfp_priors.data).
   """
+  print_fn = print_fn or (lambda _: None)
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
   decay_step = num_steps // 10 if decay_step is None else decay_step
   warmup_steps = num_steps // 100 if warmup_steps is None else warmup_steps
-  tf.random.set_seed(seed)
+  tf_keras.utils.set_random_seed(seed)  # python, numpy and TF seeds: same init every run
   os.makedirs(workdir, exist_ok=True)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
@@ -223,7 +224,7 @@ def _saved_step(checkpoint_dir):
     return 0
   try:
     return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
-  except (tf.errors.OpError, ValueError) as e:
+  except (tf.errors.OpError, ValueError, IndexError) as e:
     raise IncompatibleCheckpointError(
         f"cannot read the step counter from {latest} ({e.__class__.__name__}); it is corrupt "
         f"or not a tfp_priors checkpoint. Use a new --workdir; nothing was changed.") from e

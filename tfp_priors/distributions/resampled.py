@@ -16,7 +16,7 @@ tfd = tfp.distributions
 def validate_truncation(truncation):
   if truncation is None:
     return None
-  if isinstance(truncation, float) and np.isinf(truncation):
+  if isinstance(truncation, (float, np.floating)) and np.isinf(truncation):
     return None
   if int(truncation) != truncation or int(truncation) < 1:
     raise ValueError(
@@ -42,7 +42,8 @@ def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation)
   if truncation is None:
     return log_proposal + log_acceptance - log_normalizer
   if truncation == 1:
-    return log_proposal + 0.0 * log_acceptance
+    return tf.broadcast_to(log_proposal, tf.broadcast_dynamic_shape(
+        tf.shape(log_proposal), tf.shape(log_acceptance)))
   log_normalizer = tf.minimum(log_normalizer, 0.0)
   log_alpha = (truncation - 1) * tfp.math.log1mexp(log_normalizer)  # log (1 - Z)^(T-1)
   log_resampled = log_acceptance + tfp.math.log1mexp(log_alpha) - log_normalizer

@@ -1,0 +1,139 @@
+"""End-to-end behaviour of the trainer: resume, export, bad input (tiny models, real MNIST slice)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_BINDINGS
+from tfp_priors.data import pipelines
+from trainers import run
+from trainers import train as train_lib
+
+
+def _train(workdir, config="lars_vae", bindings=(), **kwargs):
+  gin.clear_config()
+  run.parse_config([config], TINY_BINDINGS + list(bindings))
+  return train_lib.train(str(workdir), **kwargs)
+
+
+def _variables(workdir):
+  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if "model" in k or "prior" in k}
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  # Decay and warm-up fixed, so that stopping at step 6 changes nothing but the stopping point.
+  schedule = ["train.checkpoint_every = 6", "train.decay_step = 8", "train.warmup_steps = 4"]
+  common = schedule + ["train.num_steps = 12"]
+  _train(tmp_path / "a", bindings=common, evaluate=False, export=False)
+  # Interrupted after 6 steps, then resumed in the same workdir up to 12.
+  _train(tmp_path / "b", bindings=schedule + ["train.num_steps = 6"], evaluate=False,
+         export=False)
+  b_mid = _variables(tmp_path / "b")
+  results = _train(tmp_path / "b", bindings=common, evaluate=False, export=False)
+  assert results["num_steps"] == 12
+  a, b = _variables(tmp_path / "a"), _variables(tmp_path / "b")
+  assert a.keys() == b.keys() and len(a) > 10
+  assert any(not np.array_equal(b_mid[k], b[k]) for k in b)  # it did train after resuming
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tmp_path):
+  results = _train(tmp_path, config="lars_hvae", bindings=["train.num_steps = 10"])
+  with open(tmp_path / "metrics.json") as f:
+    metrics = json.load(f)
+  assert metrics == pytest.approx(results)
+  for key in ("nll", "elbo", "reconstruction", "kl", "log_normalizer", "normalizer",
+              "normalizer_standard_error", "active_units", "sampler_acceptance_rate"):
+    assert key in metrics and np.isfinite(metrics[key]), key
+  assert metrics["nll"] <= -metrics["elbo"] + 5.0  # IWAE bound is (stochastically) tighter
+  assert 0.0 < metrics["normalizer"] <= 1.0
+  script = textwrap.dedent(f"""
+      import sys, tensorflow as tf
+      m = tf.saved_model.load({str(tmp_path / 'export')!r})
+      out = m.signatures['sample'](num_samples=tf.constant(7), seed=tf.constant(3))
+      assert out['images'].shape == (7, 28, 28, 1), out['images'].shape
+      assert out['latents'].shape == (7, 4)
+      lp = m.signatures['log_prob'](z=out['latents'])['log_prob']
+      assert lp.shape == (7,) and bool(tf.reduce_all(tf.math.is_finite(lp)))
+      again = m.signatures['sample'](num_samples=tf.constant(7), seed=tf.constant(3))
+      assert bool(tf.reduce_all(again['latents'] == out['latents']))
+      try:
+        m.signatures['sample'](num_samples=tf.constant(0), seed=tf.constant(0))
+        raise SystemExit('non-positive num_samples was accepted')
+      except tf.errors.InvalidArgumentError as e:
+        assert 'num_samples must be a positive' in str(e)
+      assert not any(k.startswith(('tfp_priors', 'trainers')) for k in sys.modules)
+      print('OK')
+  """)
+  proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                        cwd=str(tmp_path), timeout=300)
+  assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+  make = pipelines.make_datasets
+
+  def poisoned(**kwargs):
+    ds = make(**kwargs)
+    start = kwargs.get("start_step", 0)
+    bad = ds.train.enumerate(start=start).map(
+        lambda i, x: x * tf.where(i >= 5, float("nan"), 1.0))
+    return ds._replace(train=bad)
+
+  monkeypatch.setattr(pipelines, "make_datasets", poisoned)
+  with pytest.raises(train_lib.NonFiniteLossError, match="last good checkpoint"):
+    _train(tmp_path, config="vae_standard",
+           bindings=["train.checkpoint_every = 2", "train.num_steps = 20"])
+  ckpt = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  assert ckpt.endswith("-4")
+  for name, value in _variables(tmp_path).items():
+    assert np.all(np.isfinite(value)), name
+
+
+def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path):
+  _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
+         export=False)
+  before = sorted(os.listdir(tmp_path / "checkpoints"))
+  with pytest.raises(train_lib.IncompatibleCheckpointError, match="new --workdir"):
+    _train(tmp_path, config="lars_vae", bindings=["train.num_steps = 4"], evaluate=False,
+           export=False)
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == before
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path):
+  _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
+         export=False)
+  for name in os.listdir(tmp_path / "checkpoints"):
+    if ".data-" in name:
+      with open(tmp_path / "checkpoints" / name, "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(train_lib.IncompatibleCheckpointError):
+    _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 4"], evaluate=False,
+           export=False)
+
+
+def test_bad_configuration_errors():
+  with pytest.raises(ValueError, match="no_such_parameter"):
+    run.parse_config(["vae_standard"], ["train.no_such_parameter = 1"])
+  with pytest.raises(FileNotFoundError, match="lars_hvae.gin"):
+    run.parse_config(["no_such_config"], [])
+
+
+def test_truncation_below_one_is_rejected(tmp_path):
+  with pytest.raises(ValueError, match="truncation T must be"):
+    _train(tmp_path, bindings=["LarsPrior.truncation = 0", "train.num_steps = 1"])
+
+
+def test_config_resolves_by_name_and_by_path():
+  assert run.resolve_config("lars_hvae.gin") == run.resolve_config("lars_hvae")
+  path = run.resolve_config("lars_hvae.gin")
+  assert os.path.isabs(path) and run.resolve_config(path) == path
