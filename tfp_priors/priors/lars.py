@@ -89,14 +89,17 @@ class LarsPrior(base.Prior):
     """
     proposal = self.proposal.distribution()
     z_s = proposal.sample(self.num_proposal_samples, seed=seed)
+    # One pass of a(z) over proposal and posterior samples together.
+    log_a_s, log_a = tf.split(self.log_acceptance(tf.concat([z_s, z], 0)),
+                              [self.num_proposal_samples, -1])
+    log_pi = proposal.log_prob(z)
     estimate = ema_lib.ema_log_normalizer(
-        self.log_acceptance(z_s), self.log_acceptance(z),
-        proposal.log_prob(z) - log_posterior, self.moving_average, self.ema_epsilon)
+        log_a_s, log_a, log_pi - log_posterior, self.moving_average, self.ema_epsilon)
     self.moving_average.assign(estimate.new_moving_average)
     # The evaluation estimate is stale once a(z) changes.
     self.evaluation_log_normalizer.assign(math.nan)
     log_prob = distributions.resampled.resampled_log_prob(
-        proposal.log_prob(z), self.log_acceptance(z), estimate.log_normalizer, self.truncation)
+        log_pi, log_a, estimate.log_normalizer, self.truncation)
     return log_prob, {
         "normalizer": estimate.new_moving_average,
         "log_normalizer": tf.math.log(estimate.new_moving_average),
