@@ -235,7 +235,15 @@ def _checkpoint_step(manager):
 
 
 def _sample_summary(model, prior, image_shape, step, num=64):
-  z = prior.distribution().sample(num, seed=[0, step % (2**31 - 1)])
+  """Image grid of `num` prior samples; for LARS also the sampler's acceptance rate."""
+  distribution = prior.distribution()
+  seed = [0, step % (2**31 - 1)]
+  if hasattr(distribution, "sample_with_acceptance_rate"):
+    result = distribution.sample_with_acceptance_rate(num, seed=seed)
+    z = result.samples
+    tf.summary.scalar("sampler_acceptance_rate", result.acceptance_rate, step=step)
+  else:
+    z = distribution.sample(num, seed=seed)
   images = tf.reshape(model.decode(z, seed=[1, step % (2**31 - 1)]), [-1] + list(image_shape))
   tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
 
