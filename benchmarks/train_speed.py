@@ -24,6 +24,7 @@ flags.DEFINE_list("configs", ["vae_standard", "lars_vae"], "Gin configs; the fir
 flags.DEFINE_integer("steps", 300, "Steps per timed block.")
 flags.DEFINE_integer("rounds", 5, "Timed blocks per config.")
 FLAGS = flags.FLAGS
+RATE = tf.constant(3e-4)
 
 
 def build(config):
@@ -33,8 +34,16 @@ def build(config):
   model_fn = gin.query_parameter("train.model_fn").scoped_configurable_fn
   model = model_fn(train_mean=data.train_mean)
   prior = build_prior(model.latent_size)
-  trainer = train_lib.Trainer(model, prior, 3e-4, 1e-4, 10**6, 10**5, seed=0)
-  return trainer, next(iter(data.train))
+  def binding(name, default):
+    try:
+      return gin.query_parameter(name)
+    except ValueError:
+      return default
+  trainer = train_lib.Trainer(model, prior, warmup_steps=10**5, seed=0,
+                              weight_decay=binding("train.weight_decay", 0.0))
+  x = next(iter(data.train))
+  prior.initialize(model.forward(x, 1, seed=[0, 0]).z_top[0])
+  return trainer, x
 
 
 def main(argv):
@@ -42,13 +51,13 @@ def main(argv):
   runs = {c: build(c) for c in FLAGS.configs}
   for trainer, x in runs.values():
     for _ in range(20):
-      trainer.train_step(x)
+      trainer.train_step(x, RATE)
   rates = {c: [] for c in runs}
   for _ in range(FLAGS.rounds):
     for c, (trainer, x) in runs.items():
       start = time.perf_counter()
       for _ in range(FLAGS.steps):
-        out = trainer.train_step(x)
+        out = trainer.train_step(x, RATE)
       float(out["loss"])
       rates[c].append(FLAGS.steps / (time.perf_counter() - start))
   base = statistics.median(rates[FLAGS.configs[0]])

@@ -40,6 +40,22 @@ def elbo(model, prior, x, training=False, seed=None):
   return ElboTerms(reconstruction - kl, reconstruction, kl), stats
 
 
+def aggregate_posterior_cross_entropy(model, prior, x, seed=None):
+  """-log p(z) at aggregate-posterior samples z ~ q(z|x), x from the data (one z per x).
+
+  Its mean is a Monte Carlo estimate of the cross-entropy E_q(z)[-log p(z)] =
+  KL(q(z) || p(z)) + H[q(z)], the maximum-likelihood objective of a prior fitted to the
+  aggregate posterior (LARS Eq. 6; Xu et al. Eq. 6). Uses `prior.training_log_prob`.
+
+  Returns:
+    ([B] nats, dict of prior statistics).
+  """
+  seed_model, seed_prior = base.split_seed(seed)
+  f = model.forward(x, 1, seed=seed_model)
+  log_p, stats = prior.training_log_prob(f.z_top[0], f.log_posterior_top[0], seed=seed_prior)
+  return -log_p, stats
+
+
 def iwae_bound(model, prior_distribution, x, num_samples, seed=None):
   """log (1/K) sum_k p(x, z_k) / q(z_k|x), the IWAE lower bound on log p(x).
 
@@ -58,8 +74,11 @@ def iwae_bound(model, prior_distribution, x, num_samples, seed=None):
   return tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
 
 
-def kl_weight(step, warmup_steps):
-  """KL warm-up (annealing) weight beta = min(1, step / warmup_steps); 1 if warmup_steps <= 0."""
+def kl_weight(step, warmup_steps, initial_weight=0.0):
+  """KL warm-up (annealing) weight beta, linear from `initial_weight` at step 0 to 1 at
+  `warmup_steps`, then 1 (LARS C.3: from 0; Xu et al. B.3: from 0.01). 1 if warmup_steps <= 0.
+  """
   if warmup_steps <= 0:
     return tf.constant(1.0)
-  return tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+  progress = tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
+  return initial_weight + (1.0 - initial_weight) * progress

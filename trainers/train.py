@@ -4,6 +4,7 @@ Setup of LARS appendix C.3: Adam, learning rate 3e-4 decayed to 1e-4 (after 10% 
 KL warm-up over the first 1% of training, batch 128. The papers run 10^7 steps; `num_steps`
 sets the budget and the decay / warm-up points scale with it unless given.
 """
+import itertools
 import json
 import os
 import time
@@ -20,7 +21,9 @@ from tfp_priors.data import pipelines
 from tfp_priors.evaluation import images as images_lib
 from tfp_priors.evaluation import metrics
 from tfp_priors.models import VAE
-from tfp_priors.priors import build_prior
+from tfp_priors.nets import regularization
+from tfp_priors.priors import StandardNormalPrior, build_prior
+from trainers import strategies
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -31,51 +34,112 @@ class IncompatibleCheckpointError(ValueError):
   """The workdir holds a checkpoint of a different model, prior or optimizer."""
 
 
-def learning_rate_schedule(learning_rate, final_learning_rate, decay_step):
-  """Piecewise constant: `learning_rate` until `decay_step`, then `final_learning_rate`."""
-  return tf_keras.optimizers.schedules.PiecewiseConstantDecay(
-      [int(decay_step)], [float(learning_rate), float(final_learning_rate)])
+def learning_rate_function(num_steps, learning_rate=3e-4, final_learning_rate=1e-4,
+                           decay_step=None, schedule=None):
+  """Piecewise-constant learning rate as a function of the step (a Python int).
+
+  Args:
+    num_steps: the training budget.
+    learning_rate, final_learning_rate, decay_step: LARS C.3: `learning_rate` until
+      `decay_step` (default num_steps // 10), then `final_learning_rate`.
+    schedule: overrides the three above: ((fraction, rate), ...), each rate starting at
+      fraction * num_steps; fractions increase from 0 (Xu B.3: ((0, 1e-3), (1/3, 1e-4),
+      (2/3, 1e-5))).
+
+  Raises:
+    ValueError: a schedule that does not start at 0, has decreasing fractions or a rate <= 0.
+  """
+  if schedule is None:
+    decay_step = num_steps // 10 if decay_step is None else decay_step
+    pieces = [(0, learning_rate), (int(decay_step), final_learning_rate)]
+  else:
+    schedule = [tuple(p) for p in schedule]
+    fractions = [float(f) for f, _ in schedule]
+    if (not schedule or fractions[0] != 0.0 or any(b < a for a, b in zip(fractions, fractions[1:]))
+        or any(len(p) != 2 or float(p[1]) <= 0 for p in schedule)):
+      raise ValueError(f"train.learning_rate_schedule must be ((0.0, rate), (fraction, rate), "
+                       f"...) with increasing fractions and positive rates; got {schedule}.")
+    pieces = [(int(round(f * num_steps)), r) for f, r in schedule]
+  pieces = [(int(b), float(r)) for b, r in pieces]
+
+  def rate(step):
+    return [r for b, r in pieces if b <= step][-1]
+  return rate
 
 
 class Trainer(tf.Module):
-  """Holds model, prior, optimizer, step counter and RNG; all of them are checkpointed."""
+  """Holds model, prior, optimizer, step counter and RNG; all of them are checkpointed.
 
-  def __init__(self, model, prior, learning_rate, final_learning_rate, decay_step, warmup_steps,
-               seed):
+  `train_step(x, learning_rate, phase)` is one Adam step of the phase's objective over the
+  phase's variables (see `trainers.strategies.Phase`), plus L2 weight decay on the hidden
+  kernels among them (Xu B.3).
+  """
+
+  def __init__(self, model, prior, warmup_steps, seed, kl_warmup_start=0.0, weight_decay=0.0):
     super().__init__(name="trainer")
     self.model, self.prior = model, prior
-    self.optimizer = tf_keras.optimizers.Adam(
-        learning_rate_schedule(learning_rate, final_learning_rate, decay_step))
+    self.base_prior = StandardNormalPrior(model.latent_size)
+    # The rate is assigned every step from the strategy's schedule.
+    self.optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.rng = tf.random.Generator.from_seed(seed)
-    self.warmup_steps = warmup_steps
-    self.train_variables = list(model.trainable_variables) + list(prior.trainable_variables)
+    self.warmup_steps, self.kl_warmup_start = warmup_steps, float(kl_warmup_start)
+    self.weight_decay = float(weight_decay)
+    self.model_variables = list(model.trainable_variables)
+    self.prior_variables = list(prior.trainable_variables)
+    self.train_variables = self.model_variables + self.prior_variables
+    self._decayed = {id(k) for k in regularization.hidden_kernels(model, prior)}
+    # Slots for every variable up front: phases may train subsets (post-hoc, iterative).
+    self.optimizer.build(self.train_variables)
     self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
                                           step=self.step, rng=self.rng)
 
   @tf.function
-  def train_step(self, x):
-    """One Adam step on -(reconstruction - beta KL); skipped if the loss or a gradient is
-    not finite. Returns a dict of scalars (nats per example) and 'finite'."""
+  def train_step(self, x, learning_rate, phase=strategies.JOINT):
+    """One step; skipped if the loss or a gradient is not finite.
+
+    Args:
+      x: [B, D] batch. learning_rate: scalar float32 tensor. phase: a `strategies.Phase`
+        (a Python value: each distinct phase is traced once).
+
+    Returns:
+      dict of scalars (nats per example): 'loss', 'weight_penalty', 'kl_weight', 'finite';
+      'elbo', 'reconstruction', 'kl' for the ELBO objective, 'cross_entropy'
+      (-E_q(z)[log p(z)]) for maximum likelihood; plus the prior's statistics.
+    """
     seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
-    beta = objectives.kl_weight(self.step, self.warmup_steps)
+    variables = ((self.model_variables if phase.train_model else [])
+                 + (self.prior_variables if phase.train_prior else []))
+    prior = self.prior if phase.learned_prior else self.base_prior
+    beta = (objectives.kl_weight(self.step, self.warmup_steps, self.kl_warmup_start)
+            if phase.train_model else tf.constant(1.0))
     with tf.GradientTape() as tape:
-      terms, stats = objectives.elbo(self.model, self.prior, x, training=True, seed=seed)
-      reconstruction = tf.reduce_mean(terms.reconstruction)
-      kl = tf.reduce_mean(terms.kl)
-      loss = -(reconstruction - beta * kl)
-    grads = tape.gradient(loss, self.train_variables)
-    finite = tf.logical_and(tf.math.is_finite(loss),
+      if phase.objective == "elbo":
+        terms, stats = objectives.elbo(self.model, prior, x, training=True, seed=seed)
+        reconstruction = tf.reduce_mean(terms.reconstruction)
+        kl = tf.reduce_mean(terms.kl)
+        loss = -(reconstruction - beta * kl)
+        out = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+      else:
+        cross_entropy, stats = objectives.aggregate_posterior_cross_entropy(
+            self.model, prior, x, seed=seed)
+        loss = tf.reduce_mean(cross_entropy)
+        out = {"cross_entropy": loss}
+      penalty = regularization.l2_penalty(
+          [v for v in variables if id(v) in self._decayed], self.weight_decay)
+      total = loss + penalty
+    grads = tape.gradient(total, variables)
+    finite = tf.logical_and(tf.math.is_finite(total),
                             tf.math.is_finite(tf.linalg.global_norm(grads)))
 
     def apply():
-      self.optimizer.apply_gradients(zip(grads, self.train_variables))
+      self.optimizer.learning_rate.assign(learning_rate)
+      self.optimizer.apply_gradients(zip(grads, variables))
       self.step.assign_add(1)
       return tf.constant(True)
 
     tf.cond(finite, apply, lambda: tf.constant(False))
-    out = {"loss": loss, "elbo": reconstruction - kl, "reconstruction": reconstruction,
-           "kl": kl, "kl_weight": beta, "finite": finite}
+    out.update({"loss": loss, "weight_penalty": penalty, "kl_weight": beta, "finite": finite})
     out.update(stats)
     return out
 
@@ -98,19 +162,26 @@ def _restore(trainer, manager):
 
 
 @gin.configurable(denylist=["workdir"])
-def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_learning_rate=1e-4,
-          decay_step=None, warmup_steps=None, log_every=500, checkpoint_every=5000,
-          image_every=5000, seed=0, evaluate=True, export=True, normalizer_samples=None,
-          num_importance_samples=1000, eval_max_examples=None, print_fn=print):
+def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3e-4,
+          final_learning_rate=1e-4, decay_step=None, learning_rate_schedule=None,
+          warmup_steps=None, kl_warmup_start=0.0, weight_decay=0.0, log_every=500,
+          checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
+          normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
+          print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
   Args:
     workdir: run directory (checkpoints/, TensorBoard events, metrics.json, export/).
     model_fn: model class, called with `train_mean=` (gin: `train.model_fn = @HVAE`).
     num_steps: total training steps (a resumed run continues up to it).
+    strategy: `strategies.Joint()` (default), `PostHoc(pretrained_workdir=...)` or
+      `Iterative(...)` (gin: `train.strategy = @PostHoc()`).
     learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
     decay_step: default num_steps // 10 (the paper: 10^6 of 10^7).
+    learning_rate_schedule: ((fraction, rate), ...) overriding the three above (Xu B.3).
     warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7).
+    kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
+    weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
     log_every, checkpoint_every, image_every: intervals in steps.
     seed: seed of initialisation, data order and sampling.
     evaluate: run the test-set evaluation at the end.
@@ -126,35 +197,51 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
   Raises:
     NonFiniteLossError: NaN/inf loss; the last checkpoint stays intact.
     IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
+    PretrainedModelError: a post-hoc run's pretrained workdir has no matching trained model.
     DatasetNotFoundError: data missing (see tfp_priors.data).
+    ValueError: a bad schedule or strategy setting.
   """
   print_fn = print_fn or (lambda _: None)
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
-  decay_step = num_steps // 10 if decay_step is None else decay_step
+  strategy = strategy or strategies.Joint()
+  learning_rate_fn = learning_rate_function(num_steps, learning_rate, final_learning_rate,
+                                            decay_step, learning_rate_schedule)
   warmup_steps = num_steps // 100 if warmup_steps is None else warmup_steps
   tf_keras.utils.set_random_seed(seed)  # python, numpy and TF seeds: same init every run
+  strategy.phase(0, num_steps, learning_rate_fn)  # validates the budget before any work
   os.makedirs(workdir, exist_ok=True)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
   model = model_fn(train_mean=data.train_mean)
   prior = build_prior(model.latent_size)
-  trainer = Trainer(model, prior, learning_rate, final_learning_rate, decay_step, warmup_steps,
-                    seed)
+  trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay)
   manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=3)
+  iterator = iter(data.train)
   if _restore(trainer, manager):
     print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step)}.")
+  else:
+    strategy.prepare(model)
+    # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of the
+    # first batch, which is then also the first training batch.
+    first = next(iterator)
+    prior.initialize(model.forward(first, 1, seed=[seed, 0]).z_top[0])
+    iterator = itertools.chain([first], iterator)
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write(gin.config_str())
 
   start_step = int(trainer.step)
   writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
-  iterator = iter(data.train)
   last_time, last_step = time.time(), start_step
   steps_per_second = float("nan")
+  phase_name = None
   with writer.as_default():
     while int(trainer.step) < num_steps:
-      out = trainer.train_step(next(iterator))
+      phase, rate = strategy.phase(int(trainer.step), num_steps, learning_rate_fn)
+      if phase.name != phase_name:
+        print_fn(f"step {int(trainer.step)}: phase {phase.name} (learning rate {rate:g})")
+        phase_name = phase.name
+      out = trainer.train_step(next(iterator), tf.constant(rate, tf.float32), phase)
       step = int(trainer.step)
       if not bool(out["finite"]):
         raise NonFiniteLossError(
@@ -168,11 +255,12 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
         last_time, last_step = now, step
         scalars = {k: float(v) for k, v in out.items() if k != "finite"}
         scalars["steps_per_second"] = steps_per_second
+        scalars["learning_rate"] = rate
         for k, v in scalars.items():
           tf.summary.scalar(k, v, step=step)
-        extra = "".join(f" {k}={scalars[k]:.4g}" for k in ("normalizer",) if k in scalars)
-        print_fn(f"step {step}/{num_steps} loss={scalars['loss']:.2f} "
-                 f"elbo={scalars['elbo']:.2f} kl={scalars['kl']:.2f}{extra} "
+        shown = "".join(f" {k}={scalars[k]:.4g}" for k in
+                        ("elbo", "kl", "cross_entropy", "normalizer") if k in scalars)
+        print_fn(f"step {step}/{num_steps} loss={scalars['loss']:.2f}{shown} "
                  f"({steps_per_second:.0f} steps/s)")
       if step % image_every == 0:
         _sample_summary(model, prior, data.image_shape, step)
@@ -182,7 +270,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
       manager.save(checkpoint_number=int(trainer.step))
 
     results = {"num_steps": int(trainer.step), "train_steps_per_second": steps_per_second,
-               "prior": prior.registry_name, "model": type(model).__name__}
+               "prior": prior.registry_name, "model": type(model).__name__,
+               "strategy": strategy.name}
     if hasattr(prior, "estimate_log_normalizer"):
       t = time.time()
       est = prior.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed)
@@ -193,7 +282,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
           "log_normalizer_standard_error": float(est.log_normalizer_standard_error),
           "normalizer_samples": int(est.num_samples),
           "acceptance_evaluations_per_second": est.num_samples / max(seconds, 1e-9)})
-      sample = prior.distribution().sample_with_acceptance_rate(10000, seed=[seed, 1])
+      sample = prior.rejection_sample(10000, seed=[seed, 1])
       results["sampler_acceptance_rate"] = float(sample.acceptance_rate)
       print_fn(f"log Z = {results['log_normalizer']:.4f} +- "
                f"{results['log_normalizer_standard_error']:.1e} (Z = {results['normalizer']:.4g},"
@@ -204,10 +293,11 @@ def train(workdir, model_fn=VAE, num_steps=30000, learning_rate=3e-4, final_lear
       results.update(metrics.evaluate(model, prior, data.test, num_importance_samples,
                                       seed=seed, max_examples=eval_max_examples,
                                       log_fn=print_fn))
-      for k in ("nll", "elbo", "reconstruction", "kl", "active_units"):
+      for k in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
         tf.summary.scalar(f"test/{k}", results[k], step=int(trainer.step))
       print_fn(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
                f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
+               f"KL(q(z|x) || p(z|x)) {results['kl_posterior']:.2f}, "
                f"active units {results['active_units']}")
   with open(os.path.join(workdir, "metrics.json"), "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)
@@ -236,14 +326,13 @@ def _checkpoint_step(manager):
 
 def _sample_summary(model, prior, image_shape, step, num=64):
   """Image grid of `num` prior samples; for LARS also the sampler's acceptance rate."""
-  distribution = prior.distribution()
   seed = [0, step % (2**31 - 1)]
-  if hasattr(distribution, "sample_with_acceptance_rate"):
-    result = distribution.sample_with_acceptance_rate(num, seed=seed)
+  if hasattr(prior, "rejection_sample"):  # exact sampler with its acceptance rate (LARS)
+    result = prior.rejection_sample(num, seed=seed)
     z = result.samples
     tf.summary.scalar("sampler_acceptance_rate", result.acceptance_rate, step=step)
   else:
-    z = distribution.sample(num, seed=seed)
+    z = prior.distribution().sample(num, seed=seed)
   images = tf.reshape(model.decode(z, seed=[1, step % (2**31 - 1)]), [-1] + list(image_shape))
   tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
 

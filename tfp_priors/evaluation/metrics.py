@@ -3,6 +3,8 @@
 - NLL: -IWAE bound with K = 1000 importance samples (LARS C.3, after Burda et al. 2016).
 - ELBO = reconstruction - KL, single-sample estimates.
 - Active units: Cov_x(E_q[z|x]) > 0.01 per dimension (Burda et al.; Xu et al. B.3).
+- KL(q(z|x) || p(z|x)) = log p(x) - ELBO, with log p(x) from the IWAE estimate (Xu et al.
+  Table 7 / B.11-B.14): the posterior's gap, "kl_posterior".
 All figures are nats per example, averaged over the test set.
 """
 import time
@@ -28,8 +30,8 @@ def evaluate(model, prior, dataset, num_importance_samples=1000, iwae_batch_size
     log_fn: optional callable(str) for progress lines.
 
   Returns:
-    dict with 'nll', 'elbo', 'reconstruction', 'kl' (nats per example), 'active_units',
-    'num_examples', 'seconds'.
+    dict with 'nll', 'elbo', 'reconstruction', 'kl' (E KL(q(z|x) || p(z))), 'kl_posterior'
+    (-nll - elbo) (nats per example), 'active_units', 'num_examples', 'seconds'.
 
   Raises:
     ValueError: if K < 1 or the dataset is empty.
@@ -65,6 +67,7 @@ def evaluate(model, prior, dataset, num_importance_samples=1000, iwae_batch_size
     raise ValueError("the evaluation dataset is empty.")
   nll, elbo, reconstruction, kl = -totals[0] / count, *(totals[1:] / count)
   return {"nll": nll, "elbo": elbo, "reconstruction": reconstruction, "kl": kl,
+          "kl_posterior": -nll - elbo,
           "active_units": active_units(np.concatenate(means)), "num_examples": count,
           "seconds": time.time() - start}
 

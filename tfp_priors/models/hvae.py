@@ -21,13 +21,13 @@ class _Merge(tf.Module):
   def __init__(self, size_a, size_b, hidden, output_size, output_bias_initializer="zeros",
                name=None):
     super().__init__(name=name)
-    self.branch_a = MLP(size_a, (), hidden, name="branch_a")
-    self.branch_b = MLP(size_b, (), hidden, name="branch_b")
+    self.branch_a = MLP(size_a, (), hidden, output_activation="tanh", name="branch_a")
+    self.branch_b = MLP(size_b, (), hidden, output_activation="tanh", name="branch_b")
     self.head = MLP(2 * hidden, (hidden,), output_size,
                     output_bias_initializer=output_bias_initializer, name="head")
 
   def __call__(self, a, b):
-    ha, hb = tf.tanh(self.branch_a(a)), tf.tanh(self.branch_b(b))
+    ha, hb = self.branch_a(a), self.branch_b(b)
     # a may lack the leading importance-sample axis of b (x [B, D] against z2 [K, B, d]).
     ha = tf.broadcast_to(ha, tf.concat([tf.shape(hb)[:-1], tf.shape(ha)[-1:]], 0))
     return self.head(tf.concat([ha, hb], axis=-1))

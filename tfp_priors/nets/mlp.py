@@ -9,17 +9,19 @@ import tf_keras
 
 
 class MLP(tf.Module):
-  """Dense network with `activation` between hidden layers and a linear output layer.
+  """Dense network with `activation` between hidden layers and a linear output layer (or
+  `output_activation`).
 
   Weights use Glorot-uniform initialisation (LARS C.3 cites Glorot & Bengio).
   Call: x [..., input_size] -> [..., output_size].
   """
 
   def __init__(self, input_size, hidden_sizes, output_size, activation="tanh",
-               output_bias_initializer="zeros", name=None):
+               output_bias_initializer="zeros", output_activation=None, name=None):
     super().__init__(name=name)
     layers = [tf_keras.layers.Dense(h, activation=activation) for h in hidden_sizes]
-    layers.append(tf_keras.layers.Dense(output_size, bias_initializer=output_bias_initializer))
+    layers.append(tf_keras.layers.Dense(output_size, activation=output_activation,
+                                        bias_initializer=output_bias_initializer))
     self.net = tf_keras.Sequential(layers)
     self.net.build([None, input_size])
     self.input_size = input_size

@@ -50,6 +50,12 @@ class Prior(tf.Module):
     """Returns a `tfd.Distribution` with event shape [latent_size]."""
     raise NotImplementedError
 
+  def initialize(self, z):
+    """Data-dependent initialisation from posterior samples z [N, d] (e.g. ActNorm, Kingma &
+    Dhariwal 2018). Called once by the trainer before the first step of a fresh run; a no-op
+    for priors that need none."""
+    del z
+
   def training_log_prob(self, z, log_posterior, seed=None):
     """log p(z) for a training step, with any side statistics to log.
 

@@ -1,0 +1,168 @@
+"""Training strategies (joint, post-hoc, iterative), learning-rate schedules, weight decay."""
+import os
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import SLICE_DIR, TINY_BINDINGS
+from tfp_priors import objectives
+from tfp_priors.data import pipelines
+from tfp_priors.models import VAE
+from tfp_priors.nets import regularization
+from tfp_priors.priors import LarsPrior
+from trainers import run
+from trainers import strategies
+from trainers import train as train_lib
+
+NO_EVAL = dict(evaluate=False, export=False)
+
+
+def _train(workdir, config, bindings=(), **kwargs):
+  gin.clear_config()
+  run.parse_config([config], TINY_BINDINGS + list(bindings))
+  return train_lib.train(str(workdir), **kwargs)
+
+
+def _checkpoint(workdir):
+  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k.startswith(("model/", "prior/")) and "OPTIMIZER_SLOT" not in k}
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """A tiny standard VAE trained for 20 steps: the VAE that post-hoc runs start from."""
+  workdir = tmp_path_factory.mktemp("pretrained")
+  _train(workdir, "vae_standard", ["train.num_steps = 20"], **NO_EVAL)
+  gin.clear_config()
+  return workdir
+
+
+@pytest.mark.parametrize("objective", ["elbo", "maximum_likelihood"])
+def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical(
+    tmp_path, pretrained, objective):
+  before = _checkpoint(pretrained)
+  results = _train(tmp_path, "lars_vae", [
+      "train.num_steps = 15", "train.strategy = @PostHoc()",
+      f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
+      **NO_EVAL)
+  assert results["strategy"] == "post_hoc"
+  after = _checkpoint(tmp_path)
+  model_keys = [k for k in before if k.startswith("model/")]
+  assert len(model_keys) == 8  # VAE.hidden_sizes = (32,): 2 x (2 dense layers x kernel, bias)
+  for k in model_keys:
+    np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+  # The prior did train: its variables differ from an untrained run's with the same seed.
+  _train(tmp_path / "untrained", "lars_vae", ["train.num_steps = 0"], **NO_EVAL)
+  untrained = _checkpoint(tmp_path / "untrained")
+  prior_keys = [k for k in after if k.startswith("prior/acceptance_net")]
+  assert prior_keys and all(not np.array_equal(after[k], untrained[k]) for k in prior_keys)
+  assert _checkpoint(pretrained).keys() == before.keys()  # the pretrained workdir is only read
+
+
+def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(
+    tmp_path, pretrained):
+  with pytest.raises(strategies.PretrainedModelError, match="holds no checkpoint"):
+    _train(tmp_path / "a", "lars_vae", [
+        "train.num_steps = 2", "train.strategy = @PostHoc()",
+        f"PostHoc.pretrained_workdir = '{tmp_path / 'empty'}'"], **NO_EVAL)
+  with pytest.raises(strategies.PretrainedModelError, match="latent size 3"):
+    _train(tmp_path / "b", "lars_vae", [
+        "train.num_steps = 2", "train.strategy = @PostHoc()", "VAE.latent_size = 3",
+        f"PostHoc.pretrained_workdir = '{pretrained}'"], **NO_EVAL)
+  # Nothing was trained or saved in the new workdirs.
+  for d in ("a", "b"):
+    assert tf.train.latest_checkpoint(str(tmp_path / d / "checkpoints")) is None
+
+
+def test_iterative_schedule_follows_algorithm_b1():
+  iterative = strategies.Iterative(iterations=3, pretrain_fraction=0.5, prior_learning_rate=1e-3,
+                                   learning_rate=1e-4)
+  num_steps = 100
+  rate_fn = train_lib.learning_rate_function(num_steps, 3e-4, 1e-4, decay_step=50)
+  pretrain, m = iterative.boundaries(num_steps)
+  assert (pretrain, m) == (52, 8)  # 100 = P + 2 I M with M = floor(50 / 6)
+  phases = [iterative.phase(s, num_steps, rate_fn) for s in range(num_steps)]
+  names = [p.name for p, _ in phases]
+  # 1a: the VAE with N(0, I); 1b: prior for 2M; then i = 2, 3: M model, M prior.
+  expected = (["iteration_1a"] * pretrain + ["prior"] * (2 * m)
+              + (["model"] * m + ["prior"] * m) * 2)
+  assert names == expected
+  first = phases[0][0]
+  assert first.train_model and not first.train_prior and not first.learned_prior
+  prior_phase, model_phase = phases[pretrain][0], phases[pretrain + 2 * m][0]
+  assert prior_phase.train_prior and not prior_phase.train_model and prior_phase.learned_prior
+  assert model_phase.train_model and not model_phase.train_prior and model_phase.learned_prior
+  rates = [r for _, r in phases]
+  # The pretraining phase runs the train schedule compressed into P steps.
+  assert rates[0] == 3e-4 and rates[pretrain - 1] == 1e-4
+  assert set(rates[pretrain:pretrain + m]) == {1e-3}
+  assert set(rates[pretrain + m:]) == {1e-4}
+  with pytest.raises(ValueError, match="leaves no step"):
+    strategies.Iterative(iterations=16).boundaries(20)
+
+
+def test_each_phase_updates_only_its_variables():
+  x = next(iter(pipelines.make_datasets(data_dir=SLICE_DIR, allow_download=False,
+                                        batch_size=16).train))
+  model = VAE(latent_size=3, hidden_sizes=(16,))
+  prior = LarsPrior(3, hidden_sizes=(8,), num_proposal_samples=32)
+  trainer = train_lib.Trainer(model, prior, warmup_steps=0, seed=0)
+  rate = tf.constant(1e-2)
+  iterative = strategies.Iterative(iterations=2, pretrain_fraction=0.5)
+  for step in (0, 50, 90):  # 1a, prior (1b), model (i = 2) of a 100-step budget
+    phase, _ = iterative.phase(step, 100, lambda s: 1e-3)
+    model_before = [v.numpy() for v in model.trainable_variables]
+    prior_before = [v.numpy() for v in prior.trainable_variables]
+    out = trainer.train_step(x, rate, phase)
+    assert bool(out["finite"])
+    model_changed = [not np.array_equal(a, v.numpy())
+                     for a, v in zip(model_before, model.trainable_variables)]
+    prior_changed = [not np.array_equal(a, v.numpy())
+                     for a, v in zip(prior_before, prior.trainable_variables)]
+    assert all(model_changed) if phase.train_model else not any(model_changed), phase
+    assert all(prior_changed) if phase.train_prior else not any(prior_changed), phase
+  # Iteration 1a scores z under N(0, I), not under the learned prior: no LARS statistics.
+  out = trainer.train_step(x, rate, iterative.phase(0, 100, lambda s: 1e-3)[0])
+  assert "normalizer" not in out
+
+
+def test_iterative_run_end_to_end(tmp_path):
+  results = _train(tmp_path, "lars_vae", [
+      "train.num_steps = 24", "train.strategy = @Iterative()", "Iterative.iterations = 2"],
+      **NO_EVAL)
+  assert results["strategy"] == "iterative" and results["num_steps"] == 24
+
+
+def test_learning_rate_function():
+  default = train_lib.learning_rate_function(1000, 3e-4, 1e-4)
+  assert default(0) == 3e-4 and default(99) == 3e-4 and default(100) == 1e-4
+  xu = train_lib.learning_rate_function(
+      2400, schedule=((0.0, 1e-3), (1 / 3, 1e-4), (2 / 3, 1e-5)))
+  assert [xu(s) for s in (0, 799, 800, 1599, 1600, 2399)] == [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5]
+  for bad in (((0.5, 1e-3),), ((0.0, 1e-3), (0.6, 1e-4), (0.3, 1e-5)), ((0.0, -1.0),)):
+    with pytest.raises(ValueError, match="learning_rate_schedule"):
+      train_lib.learning_rate_function(100, schedule=bad)
+
+
+def test_kl_warmup_from_an_initial_weight():
+  assert float(objectives.kl_weight(0, 100, 0.01)) == pytest.approx(0.01)
+  assert float(objectives.kl_weight(50, 100, 0.01)) == pytest.approx(0.505)
+  assert float(objectives.kl_weight(200, 100, 0.01)) == 1.0
+  assert float(objectives.kl_weight(0, 100)) == 0.0
+
+
+def test_weight_decay_covers_kernels_of_nonlinear_hidden_layers_only():
+  model = VAE(latent_size=3, hidden_sizes=(16, 8))
+  prior = LarsPrior(3, hidden_sizes=(8,))
+  kernels = regularization.hidden_kernels(model, prior)
+  # Encoder and decoder: 2 tanh layers each; a(z): 1 tanh layer. Output layers are linear.
+  assert sorted(k.shape.as_list() for k in kernels) == sorted(
+      [[784, 16], [16, 8], [3, 8], [8, 16], [3, 8]])
+  x = tf.cast(tf.random.uniform([8, 784]) < 0.3, tf.float32)
+  trainer = train_lib.Trainer(model, prior, warmup_steps=0, seed=0, weight_decay=1e-4)
+  expected = 1e-4 * sum(float(np.sum(k.numpy() ** 2)) for k in kernels)
+  out = trainer.train_step(x, tf.constant(1e-3), strategies.JOINT)
+  assert float(out["weight_penalty"]) == pytest.approx(expected, rel=1e-5)

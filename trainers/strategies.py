@@ -1,0 +1,163 @@
+"""Training strategies for a learned prior: joint, post-hoc and iterative (Xu et al. 2019, B.3).
+
+A strategy maps the global step to a `Phase` (which variables train, which prior the ELBO
+uses, which objective) and a learning rate. The trainer runs one mechanism for all three:
+  - `Joint`: encoder, decoder and prior trained together by the ELBO (LARS; Xu Eq. 5).
+  - `PostHoc`: encoder and decoder loaded from a trained workdir and frozen; only the prior is
+    trained, by the ELBO (LARS Table 2 / D.1) or by maximum likelihood on aggregate-posterior
+    samples, E_{q(z)}[log p(z)] (Xu Eq. 6; LARS Eq. 6).
+  - `Iterative`: Xu et al. Algorithm B.1.
+"""
+import collections
+
+import gin
+import tensorflow as tf
+
+Phase = collections.namedtuple("Phase", [
+    "name",           # str, logged
+    "train_model",    # update encoder/decoder variables
+    "train_prior",    # update prior variables
+    "learned_prior",  # ELBO uses the learned prior (False: N(0, I), Alg. B.1 iteration 1a)
+    "objective",      # 'elbo' or 'maximum_likelihood' (-E_q(z)[log p(z)], prior-only phases)
+])
+
+OBJECTIVES = ("elbo", "maximum_likelihood")
+JOINT = Phase("joint", True, True, True, "elbo")
+
+
+class PretrainedModelError(ValueError):
+  """A post-hoc run's pretrained workdir holds no usable trained model."""
+
+
+@gin.configurable
+class Joint:
+  """Everything trained by the ELBO with the schedule of `train` (LARS C.3, Xu B.3)."""
+
+  name = "joint"
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    del num_steps
+    return JOINT, learning_rate_fn(step)
+
+  def prepare(self, model):
+    del model
+
+
+@gin.configurable
+class PostHoc:
+  """Prior trained on a frozen, pretrained encoder/decoder (LARS D.1, Xu B.3 "post-hoc").
+
+  The run's own workdir is separate from `pretrained_workdir`, which is only read. For the
+  prior the two objectives have the same expected gradient (the reconstruction term and
+  log q(z|x) do not depend on it); 'elbo' reports the ELBO, 'maximum_likelihood' reports the
+  cross-entropy -E_{q(z)}[log p(z)] = KL(q(z) || p(z)) + H[q(z)] in nats and uses no KL
+  warm-up.
+  """
+
+  name = "post_hoc"
+
+  def __init__(self, pretrained_workdir=gin.REQUIRED, objective="elbo"):
+    """Raises ValueError for an objective other than 'elbo' or 'maximum_likelihood'."""
+    if objective not in OBJECTIVES:
+      raise ValueError(f"PostHoc.objective must be one of {OBJECTIVES}, got {objective!r}.")
+    self.pretrained_workdir = pretrained_workdir
+    self.objective = objective
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    del num_steps
+    return Phase("post_hoc", False, True, True, self.objective), learning_rate_fn(step)
+
+  def prepare(self, model):
+    """Loads the encoder/decoder weights of the latest checkpoint of `pretrained_workdir`.
+
+    Raises:
+      PretrainedModelError: no checkpoint there, or its model differs from this config's
+        (e.g. another latent size); nothing is written anywhere.
+    """
+    load_pretrained_model(model, self.pretrained_workdir)
+
+
+@gin.configurable
+class Iterative:
+  """Xu et al. Algorithm B.1, with `num_steps` of `train` as the total budget.
+
+  Iteration 1a: encoder/decoder with p(z) = N(0, I) for `pretrain_fraction` of the steps, on
+  the schedule of `train` (rescaled to this phase). The remaining steps are split into 2 I
+  phases of M steps: iteration 1b trains the prior for 2M steps (`prior_learning_rate` for M,
+  then `learning_rate`); iterations i = 2..I alternate M steps of encoder/decoder (prior
+  fixed) and M steps of prior (encoder/decoder fixed) at `learning_rate`.
+  Xu's values: I = 16, M = 100 epochs after 2,400 pretraining epochs (pretrain 3/7 of all),
+  1e-3 then 1e-4.
+  """
+
+  name = "iterative"
+
+  def __init__(self, iterations=16, pretrain_fraction=3 / 7, prior_learning_rate=1e-3,
+               learning_rate=1e-4, prior_objective="elbo"):
+    """Raises ValueError: iterations < 1, pretrain_fraction outside [0, 1), bad objective."""
+    if int(iterations) < 1:
+      raise ValueError(f"Iterative.iterations must be >= 1, got {iterations}.")
+    if not 0.0 <= float(pretrain_fraction) < 1.0:
+      raise ValueError(f"Iterative.pretrain_fraction must be in [0, 1), got {pretrain_fraction}.")
+    if prior_objective not in OBJECTIVES:
+      raise ValueError(f"Iterative.prior_objective must be one of {OBJECTIVES}, got "
+                       f"{prior_objective!r}.")
+    self.iterations = int(iterations)
+    self.pretrain_fraction = float(pretrain_fraction)
+    self.prior_learning_rate = float(prior_learning_rate)
+    self.learning_rate = float(learning_rate)
+    self.prior_objective = prior_objective
+
+  def boundaries(self, num_steps):
+    """(pretrain_steps P, phase_steps M) for a budget of num_steps = P + 2 I M (M >= 1).
+
+    Raises ValueError if the budget leaves fewer than one step per phase.
+    """
+    pretrain = int(round(self.pretrain_fraction * num_steps))
+    phase_steps = (num_steps - pretrain) // (2 * self.iterations)
+    if phase_steps < 1:
+      raise ValueError(f"train.num_steps = {num_steps} leaves no step for the {2 * self.iterations}"
+                       f" prior/model phases of Iterative(iterations={self.iterations}); raise "
+                       f"num_steps or lower Iterative.iterations / pretrain_fraction.")
+    return num_steps - 2 * self.iterations * phase_steps, phase_steps
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    pretrain, m = self.boundaries(num_steps)
+    if step < pretrain:
+      # The train schedule's fractions apply to the pretraining phase (a full standard run).
+      return (Phase("iteration_1a", True, False, False, "elbo"),
+              learning_rate_fn(step * num_steps // max(pretrain, 1)))
+    k = (step - pretrain) // m  # 0, 1: iteration 1b; then model / prior alternately
+    prior_phase = Phase("prior", False, True, True, self.prior_objective)
+    if k < 2:
+      return prior_phase, self.prior_learning_rate if k == 0 else self.learning_rate
+    if k % 2 == 0:
+      return Phase("model", True, False, True, "elbo"), self.learning_rate
+    return prior_phase, self.learning_rate
+
+  def prepare(self, model):
+    del model
+
+
+def load_pretrained_model(model, workdir):
+  """Restores `model`'s variables from the latest checkpoint in workdir/checkpoints.
+
+  Raises:
+    PretrainedModelError: see `PostHoc.prepare`.
+  """
+  checkpoint_dir = tf.io.gfile.join(str(workdir), "checkpoints")
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest is None:
+    raise PretrainedModelError(
+        f"post-hoc training needs a trained VAE, but {checkpoint_dir} holds no checkpoint. "
+        f"Train one first (e.g. python -m trainers.run --gin_config=vae_standard.gin "
+        f"--workdir={workdir}) or set PostHoc.pretrained_workdir to its workdir.")
+  try:
+    status = tf.train.Checkpoint(model=model).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise PretrainedModelError(
+        f"the model in {latest} does not match this configuration (latent size "
+        f"{model.latent_size} here; a different latent size or architecture there?): "
+        f"{str(e).splitlines()[0][:300]}. Use the model bindings the VAE was trained with.") \
+        from e
