@@ -43,7 +43,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   assert a.keys() == b.keys() and len(a) > 10
   assert any(not np.array_equal(b_mid[k], b[k]) for k in b)  # it did train after resuming
   for k in a:
-    np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tmp_path):
@@ -51,7 +51,7 @@ def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tm
   with open(tmp_path / "metrics.json") as f:
     metrics = json.load(f)
   assert metrics == pytest.approx(results)
-  for key in ("nll", "elbo", "reconstruction", "kl", "log_normalizer", "normalizer",
+  for key in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "log_normalizer", "normalizer",
               "normalizer_standard_error", "active_units", "sampler_acceptance_rate"):
     assert key in metrics and np.isfinite(metrics[key]), key
   assert metrics["nll"] <= -metrics["elbo"] + 5.0  # IWAE bound is (stochastically) tighter
