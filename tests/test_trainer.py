@@ -51,8 +51,9 @@ def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tm
   with open(tmp_path / "metrics.json") as f:
     metrics = json.load(f)
   assert metrics == pytest.approx(results)
-  for key in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "log_normalizer", "normalizer",
-              "normalizer_standard_error", "active_units", "sampler_acceptance_rate"):
+  for key in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "log_normalizer",
+              "normalizer", "normalizer_standard_error", "active_units",
+              "sampler_acceptance_rate"):
     assert key in metrics and np.isfinite(metrics[key]), key
   assert metrics["nll"] <= -metrics["elbo"] + 5.0  # IWAE bound is (stochastically) tighter
   assert 0.0 < metrics["normalizer"] <= 1.0
