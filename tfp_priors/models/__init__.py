@@ -1,4 +1,7 @@
 """Latent variable models of the papers; each returns a `base.Forward` from `forward(x, K)`."""
 from tfp_priors.models.base import Forward
+from tfp_priors.models.conv_vae import ConvVAE
+from tfp_priors.models.conv_vae import ResnetVAE
+from tfp_priors.models.dense_vae import DenseVAE
 from tfp_priors.models.hvae import HVAE
 from tfp_priors.models.vae import VAE
