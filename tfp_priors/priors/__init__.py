@@ -1,7 +1,13 @@
 """Trainable priors: each owns its variables and builds its `tfd.Distribution`.
 
-Registry names: 'normal' (`StandardNormalPrior`), 'lars' (`LarsPrior`).
+Registry names: 'normal' (`StandardNormalPrior`), 'lars' (`LarsPrior`), 'realnvp'
+(`RealNVPPrior`, LARS C.2), 'rnvp' (`XuRealNVPPrior`, Xu et al. B.2), 'maf' (`MAFPrior`,
+LARS C.2). Flow priors share `FlowPrior`.
 """
 from tfp_priors.priors.base import Prior, build_prior, register
+from tfp_priors.priors.flow import FlowPrior
 from tfp_priors.priors.lars import LarsPrior
+from tfp_priors.priors.maf import MAFPrior
 from tfp_priors.priors.normal import StandardNormalPrior
+from tfp_priors.priors.realnvp import RealNVPPrior
+from tfp_priors.priors.xu_realnvp import XuRealNVPPrior

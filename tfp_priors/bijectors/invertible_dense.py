@@ -1,0 +1,54 @@
+"""Invertible dense layer: y = W x with W = P L U learned in LU form.
+
+Source: Kingma & Dhariwal (2018), Glow, section 3.2 (invertible 1x1 convolution, LU
+decomposition W = P L (U + diag(s)), initialised from a random rotation); Xu et al. (2019),
+appendix B.2, use its dense version ("InvertibleDense") in every block of their Real NVP prior.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfb = tfp.bijectors
+
+
+def random_orthogonal(size, seed):
+  """A random orthogonal matrix, deterministic given the seed.
+
+  Q of the QR decomposition of a standard Gaussian matrix, with column signs fixed so that it is
+  Haar-distributed (Mezzadri 2007).
+
+  Returns:
+    [size, size] float64 numpy array Q with Q^T Q = I.
+  """
+  rng = np.random.default_rng(seed)
+  q, r = np.linalg.qr(rng.standard_normal([size, size]))
+  return q * np.sign(np.diag(r))
+
+
+def invertible_dense(event_size, seed=0, name="invertible_dense"):
+  """Builds Glow's invertible dense layer as a `tfb.ScaleMatvecLU`.
+
+  forward(x) = W x, W = P L U, with P a permutation (fixed after construction), L unit lower
+  triangular and U upper triangular, stored together in one trainable [d, d] tf.Variable
+  `lower_upper` (as `tf.linalg.lu` returns them). W starts as a random orthogonal matrix, so the
+  initial log |det W| is 0 nats. The permutation is a non-trainable int32 tf.Variable, so a
+  checkpoint carries it.
+
+  Args:
+    event_size: d >= 1.
+    seed: integer seed of the initial rotation.
+    name: bijector name.
+
+  Returns:
+    `tfb.ScaleMatvecLU` on x [..., d]; forward_log_det_jacobian = sum log |diag(U)|, constant in x.
+
+  Raises:
+    ValueError: event_size < 1.
+  """
+  if int(event_size) < 1:
+    raise ValueError(f"invertible_dense event_size must be >= 1, got {event_size}.")
+  lower_upper, permutation = tf.linalg.lu(tf.constant(random_orthogonal(int(event_size), seed)))
+  return tfb.ScaleMatvecLU(
+      lower_upper=tf.Variable(tf.cast(lower_upper, tf.float32), name="lower_upper"),
+      permutation=tf.Variable(permutation, trainable=False, name="permutation"),
+      name=name)

@@ -1,0 +1,128 @@
+"""Flow priors: p(z) is a standard Normal pushed through a learned bijection w -> z.
+
+p(z) = N(w; 0, I) |det dw/dz| with w = g^{-1}(z) (change of variables, Dinh et al. 2017). The
+subclasses (`RealNVPPrior`, `XuRealNVPPrior`, `MAFPrior`) only build the bijector g; this
+module holds what they share: the base class, the coupling network and seeding helpers.
+
+Direction convention: `FlowPrior.bijector` maps base noise w to latents z (its `forward` is
+used by `sample`, its `inverse` by `log_prob`).
+
+Bijector caching: TFP caches bijector results keyed on the input tensor, not on the variables'
+values (see `tfp_priors.bijectors.caching`); `FlowPrior.distribution()` drops the cached results
+of its bijectors, so each call reflects the current variables. A distribution object kept across
+variable updates does not: call `distribution()` again after a training step or a restore.
+"""
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+import tf_keras
+
+from tfp_priors.bijectors import caching
+from tfp_priors.nets import MLP
+from tfp_priors.priors import base
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+
+def derive_seed(seed, *keys):
+  """A deterministic int seed for the sub-component `keys` of a prior seeded with `seed`."""
+  return int(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]).generate_state(1)[0])
+
+
+def permute(permutation, name="permute"):
+  """`tfb.Permute` (y[..., i] = x[..., permutation[i]]) holding the permutation in a
+  non-trainable int32 tf.Variable, so that checkpoints carry it whatever the constructor seed."""
+  permutation = np.asarray(permutation, dtype=np.int32)
+  return tfb.Permute(tf.Variable(permutation, trainable=False, name=f"{name}_permutation"),
+                     name=name)
+
+
+def glorot_uniform_sequence(seed):
+  """A kernel initializer whose i-th call draws Glorot-uniform values from seed (seed, i).
+
+  Unlike one seeded `GlorotUniform`, which repeats itself on every call of the same shape,
+  successive layers get different values; the whole sequence is reproducible.
+  """
+  calls = [0]
+
+  def initializer(shape, dtype=None, **kwargs):
+    del kwargs
+    init = tf_keras.initializers.GlorotUniform(seed=derive_seed(seed, calls[0]))
+    calls[0] += 1
+    return init(shape, dtype=dtype or tf.float32)
+
+  return initializer
+
+
+class CouplingNet(tf.Module):
+  """MLP[input_size - hidden_sizes - 2 * output_size] whose output is split in two halves.
+
+  Used as the conditioner of affine coupling layers: the two halves are (shift, log_scale)
+  for TFP's RealNVP template convention, or (s, t) for Xu et al.'s sigmoid coupling. Kernels
+  are Glorot-uniform from `seed`; the output kernel is scaled by `output_scale` so that the
+  coupling starts near the identity while every weight still gets a nonzero gradient (a zero
+  output kernel would block the gradient to all hidden layers at step one). `output_bias`
+  (initial bias of a, initial bias of b) sets the starting point of the two halves.
+
+  Call: x [..., input_size] -> (a [..., output_size], b [..., output_size]).
+  """
+
+  def __init__(self, input_size, output_size, hidden_sizes, activation, output_scale=1e-2,
+               output_bias=(0.0, 0.0), seed=0, name=None):
+    super().__init__(name=name)
+    self.output_size = int(output_size)
+    self.mlp = MLP(input_size, hidden_sizes, 2 * self.output_size, activation=activation,
+                   name="mlp")
+    init = glorot_uniform_sequence(seed)
+    layers = self.mlp.net.layers
+    for i, layer in enumerate(layers):
+      scale = output_scale if i == len(layers) - 1 else 1.0
+      layer.kernel.assign(init(layer.kernel.shape, dtype=layer.kernel.dtype) * scale)
+    layers[-1].bias.assign(tf.repeat(tf.constant(output_bias, tf.float32), self.output_size))
+
+  def __call__(self, x, output_units=None, **condition_kwargs):
+    """Signature of TFP's `shift_and_log_scale_fn` (x0, output_units) -> (a, b).
+
+    Raises:
+      ValueError: output_units given and != output_size; conditioning arguments given.
+    """
+    if condition_kwargs:
+      raise ValueError(f"CouplingNet takes no conditioning inputs, got {sorted(condition_kwargs)}.")
+    if output_units is not None and int(output_units) != self.output_size:
+      raise ValueError(f"coupling expects {output_units} outputs, net has {self.output_size}.")
+    a, b = tf.split(self.mlp(x), 2, axis=-1)
+    return a, b
+
+
+class FlowPrior(base.Prior):
+  """p(z) = TransformedDistribution(N(0, I_d), bijector), bijector: w -> z.
+
+  Subclasses set `self.bijector` (a `tfb.Bijector` on [..., d], owning its variables as
+  tf.Variables) in their constructor. log_prob(z) [..., d] -> [...] nats.
+  """
+
+  bijector = None
+
+  def distribution(self):
+    """`tfd.TransformedDistribution` with event shape [latent_size].
+
+    Raises:
+      NotImplementedError: a subclass did not set `bijector`.
+    """
+    if self.bijector is None:
+      raise NotImplementedError(f"{type(self).__name__} must set self.bijector (w -> z).")
+    caching.clear_caches(caching.tree(self.bijector))
+    return tfd.TransformedDistribution(
+        tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_size])), self.bijector)
+
+
+def check_coupling_latent_size(latent_size):
+  """Coupling layers split z in two non-empty halves.
+
+  Raises:
+    ValueError: latent_size < 2.
+  """
+  if int(latent_size) < 2:
+    raise ValueError(f"coupling flows need latent_size >= 2 (one half conditions the other), "
+                     f"got {latent_size}.")

@@ -1,0 +1,78 @@
+"""RealNVP prior of the LARS paper: a stack of TFP affine couplings with permutations.
+
+Source: Bauer & Mnih (2019), appendix C.2 ("RealNVP"): TFP's reference RealNVP, a stack of 4
+RealNVPs whose shift-and-log-scale network has two hidden layers of 100 units (ReLU, as TFP's
+`real_nvp_default_template`), reordering permutations in between since each coupling only
+transforms half of the variables. Couplings of Dinh et al. (2017).
+"""
+import gin
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_priors.priors import base
+from tfp_priors.priors import flow
+
+tfb = tfp.bijectors
+
+
+def swap_halves_permutation(size, num_masked, rng):
+  """A random permutation that moves the transformed part of a coupling to the front.
+
+  With y[..., i] = x[..., perm[i]], the first `num_masked` entries of y (which the next
+  coupling conditions on) all come from the last size - num_masked entries of x (the ones
+  this coupling transformed), in random order; so every dimension is transformed by every
+  other coupling, whatever the random draw (for d = 2 this is the swap [1, 0]).
+
+  Returns:
+    int array [size].
+  """
+  return np.concatenate([rng.permutation(np.arange(num_masked, size)),
+                         rng.permutation(np.arange(num_masked))])
+
+
+@gin.configurable
+@base.register("realnvp")
+class RealNVPPrior(flow.FlowPrior):
+  """w ~ N(0, I_d), z = (C_K o P_{K-1} o ... o P_1 o C_1)(w), C_k `tfb.RealNVP` couplings.
+
+  C_k keeps the first d // 2 entries and maps the rest by y = x exp(log_scale) + shift with
+  (shift, log_scale) = MLP(kept half). Both directions are single-pass: sampling and log_prob
+  cost the same. log_scale is unconstrained, as in TFP's reference template.
+  """
+
+  def __init__(self, latent_size, num_couplings=4, hidden_sizes=(100, 100), activation="relu",
+               output_scale=1e-2, seed=0, name="realnvp_prior"):
+    """Args:
+      latent_size: d >= 2.
+      num_couplings: K >= 1 couplings (LARS: 4).
+      hidden_sizes: hidden units of each shift-and-log-scale MLP (LARS: (100, 100)).
+      activation: hidden nonlinearity (TFP's template: relu).
+      output_scale: factor on the Glorot-initialised output kernels (flow starts near identity).
+      seed: integer seed of the permutations and weight initialisation.
+      name: module name.
+
+    Raises:
+      ValueError: latent_size < 2 or num_couplings < 1.
+    """
+    super().__init__(latent_size, name=name)
+    flow.check_coupling_latent_size(latent_size)
+    if int(num_couplings) < 1:
+      raise ValueError(f"num_couplings must be >= 1, got {num_couplings}.")
+    d, num_masked = self.latent_size, self.latent_size // 2
+    rng = np.random.default_rng(flow.derive_seed(seed, 0))
+    self.nets, self.couplings, self.permutations = [], [], []
+    steps = []  # in the w -> z order
+    for k in range(int(num_couplings)):
+      if k > 0:
+        self.permutations.append(flow.permute(swap_halves_permutation(d, num_masked, rng),
+                                              name=f"permute_{k}"))
+        steps.append(self.permutations[-1])
+      self.nets.append(flow.CouplingNet(num_masked, d - num_masked, hidden_sizes, activation,
+                                        output_scale, seed=flow.derive_seed(seed, 1, k),
+                                        name=f"shift_and_log_scale_{k}"))
+      self.couplings.append(tfb.RealNVP(num_masked=num_masked,
+                                        shift_and_log_scale_fn=self.nets[-1],
+                                        name=f"real_nvp_{k}"))
+      steps.append(self.couplings[-1])
+    self.bijector = tfb.Chain(list(reversed(steps)), name="realnvp_flow")

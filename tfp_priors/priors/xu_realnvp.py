@@ -1,0 +1,102 @@
+"""Real NVP prior of Xu et al. (2019): K Glow-style blocks with sigmoid-scaled couplings.
+
+Source: Xu, Chen, Li, Wu, Zhu, Zhou (2019), "On the Necessity and Effectiveness of Learning the
+Prior of Variational Auto-Encoder", appendix B.2 ("Real NVP"), flow depth K = 20 (Table 1):
+
+  f(z) = z -> f_1 -> ... -> f_K = w,   f_k = InvertibleDense -> CouplingLayer -> ActNorm,
+  CouplingLayer(u) = Concat[u_l, u_r * sigmoid(s(h(u_l))) + t(h(u_l))],
+  h = Dense[256] (leaky ReLU; slope 0.2, TF's default), s, t linear, u_l = u[:floor(d/2)],
+  u_r the rest.
+
+p(z) = N(f(z); 0, I) |det df/dz|. InvertibleDense and ActNorm are Glow's (Kingma & Dhariwal
+2018); ActNorm is initialised from data (`initialize`).
+"""
+import gin
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_priors import bijectors
+from tfp_priors.priors import base
+from tfp_priors.priors import flow
+
+tfb = tfp.bijectors
+
+
+class SigmoidAffine(tf.Module):
+  """Xu et al.'s coupling transform of u_r given u_l, as a RealNVP `bijector_fn`.
+
+  (s, t) = net(u_l); returns the bijector u_r -> u_r * sigmoid(s) + t, with
+  log scale = log_sigmoid(s) (stable for large |s|), so the scale is in (0, 1).
+  """
+
+  def __init__(self, net, name=None):
+    super().__init__(name=name)
+    self.net = net
+
+  def __call__(self, u_l, output_units, **condition_kwargs):
+    s, t = self.net(u_l, output_units, **condition_kwargs)
+    return tfb.Shift(t)(tfb.Scale(log_scale=tf.math.log_sigmoid(s)))
+
+
+@gin.configurable
+@base.register("rnvp")
+class XuRealNVPPrior(flow.FlowPrior):
+  """p(z) = N(f(z); 0, I) |det df/dz| with f: z -> w the K blocks of Xu et al. (B.2).
+
+  `bijector` = tfb.Invert(f) maps w -> z; `encoder_flow` = f maps z -> w. log_prob(z) runs f
+  forward (single pass); sampling runs f's inverse (single pass: LU solves and coupling
+  inverses). `blocks` lists (InvertibleDense, coupling, ActNorm) per block, in the z -> w order;
+  `coupling_nets` the networks (s, t)(u_l) of the couplings.
+  """
+
+  def __init__(self, latent_size, flow_depth=20, hidden_size=256, scale_bias_init=2.0,
+               output_scale=1e-2, seed=0, name="rnvp_prior"):
+    """Args:
+      latent_size: d >= 2.
+      flow_depth: K >= 1 blocks (Xu et al.: 20).
+      hidden_size: units of the leaky-ReLU layer h of each coupling (Xu et al.: 256).
+      scale_bias_init: initial bias of the linear layer s, so the coupling scale starts near
+        sigmoid(2) = 0.88 (the paper leaves the initialisation open; 2 is the constant
+        `sigmoid_scale_bias` of the authors' code, tfsnippet's CouplingLayer).
+      output_scale: factor on the Glorot-initialised (s, t) kernels, so the couplings start
+        near u_r -> sigmoid(scale_bias_init) u_r (t ~ 0).
+      seed: integer seed of the initial rotations and coupling weights.
+      name: module name.
+
+    Raises:
+      ValueError: latent_size < 2 or flow_depth < 1.
+    """
+    super().__init__(latent_size, name=name)
+    flow.check_coupling_latent_size(latent_size)
+    if int(flow_depth) < 1:
+      raise ValueError(f"flow_depth K must be an integer >= 1 (Xu et al. use K = 20), "
+                       f"got {flow_depth}.")
+    d, num_masked = self.latent_size, self.latent_size // 2
+    self.flow_depth = int(flow_depth)
+    self.blocks, self.coupling_nets = [], []
+    for k in range(self.flow_depth):
+      dense = bijectors.invertible_dense(d, seed=flow.derive_seed(seed, 0, k),
+                                         name=f"invertible_dense_{k}")
+      net = flow.CouplingNet(num_masked, d - num_masked, (hidden_size,), tf.nn.leaky_relu,
+                             output_scale, output_bias=(scale_bias_init, 0.0),
+                             seed=flow.derive_seed(seed, 1, k),
+                             name=f"coupling_net_{k}")
+      self.coupling_nets.append(net)
+      coupling = tfb.RealNVP(num_masked=num_masked,
+                             bijector_fn=SigmoidAffine(net, name=f"sigmoid_affine_{k}"),
+                             name=f"coupling_{k}")
+      self.blocks.append((dense, coupling, bijectors.ActNorm(d, name=f"act_norm_{k}")))
+    steps = [b for block in self.blocks for b in block]  # z -> w order
+    self.encoder_flow = tfb.Chain(list(reversed(steps)), name="rnvp_f")
+    self.bijector = tfb.Invert(self.encoder_flow, name="rnvp_prior_flow")
+
+  def initialize(self, z):
+    """Data-dependent ActNorm init: runs z through the blocks in the z -> w order and sets
+    each not yet initialised ActNorm so that its outputs have zero mean and unit variance.
+
+    Args:
+      z: [N, d] posterior samples (N of a few hundred or more).
+    """
+    h = tf.convert_to_tensor(z, dtype=tf.float32)
+    for dense, coupling, act_norm in self.blocks:
+      h = act_norm.initialize(coupling.forward(dense.forward(h)), overwrite=False)
