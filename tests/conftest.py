@@ -28,6 +28,14 @@ TINY_BINDINGS = [
 ]
 
 
+def train_tiny(workdir, config, bindings=(), **kwargs):
+  """Runs `trainers.train.train` on `config` with TINY_BINDINGS plus `bindings`."""
+  from trainers import run, train  # pylint: disable=g-import-not-at-top
+  gin.clear_config()
+  run.parse_config([config], TINY_BINDINGS + list(bindings))
+  return train.train(str(workdir), **kwargs)
+
+
 @pytest.fixture(autouse=True)
 def clean_gin():
   gin.clear_config()

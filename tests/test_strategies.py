@@ -6,23 +6,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import SLICE_DIR, TINY_BINDINGS
+from tests.conftest import SLICE_DIR
+from tests.conftest import train_tiny as _train
 from tfp_priors import objectives
 from tfp_priors.data import pipelines
 from tfp_priors.models import VAE
 from tfp_priors.nets import regularization
 from tfp_priors.priors import LarsPrior
-from trainers import run
 from trainers import strategies
 from trainers import train as train_lib
 
 NO_EVAL = dict(evaluate=False, export=False)
-
-
-def _train(workdir, config, bindings=(), **kwargs):
-  gin.clear_config()
-  run.parse_config([config], TINY_BINDINGS + list(bindings))
-  return train_lib.train(str(workdir), **kwargs)
 
 
 def _checkpoint(workdir):

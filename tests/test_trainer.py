@@ -5,21 +5,18 @@ import subprocess
 import sys
 import textwrap
 
-import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_BINDINGS
+from tests.conftest import train_tiny
 from tfp_priors.data import pipelines
 from trainers import run
 from trainers import train as train_lib
 
 
 def _train(workdir, config="lars_vae", bindings=(), **kwargs):
-  gin.clear_config()
-  run.parse_config([config], TINY_BINDINGS + list(bindings))
-  return train_lib.train(str(workdir), **kwargs)
+  return train_tiny(workdir, config, bindings, **kwargs)
 
 
 def _variables(workdir):

@@ -34,6 +34,20 @@ def bernoulli_log_likelihood(logits, x):
                                               logits=logits), axis=-1)
 
 
+def single_latent_forward(encoder_output, logits_fn, x, num_samples, seed):
+  """`Forward` of a one-latent-layer VAE with q(z|x) = N(mean, std) and Bernoulli p(x|z).
+
+  Args:
+    encoder_output: [B, 2d] mean and log std. logits_fn: z [K, B, d] -> logits [K, B, D].
+    x: [B, D]. num_samples: K. seed: stateless seed or None.
+  """
+  posterior = diagonal_normal(encoder_output)
+  z = posterior.sample(num_samples, seed=seed)
+  zeros = tf.zeros(tf.shape(z)[:-1])
+  return Forward(z, posterior.log_prob(z), bernoulli_log_likelihood(logits_fn(z), x), zeros,
+                 zeros)
+
+
 def output_bias(train_mean):
   """Decoder output-bias initialiser: logit of the mean training image (or zeros if None)."""
   if train_mean is None:

@@ -89,11 +89,7 @@ class ConvVAE(tf.Module):
       ValueError: if x is not [B, 784].
     """
     base.check_input(x, self.input_size)
-    posterior = base.diagonal_normal(self.encoder(x))
-    z = posterior.sample(num_samples, seed=seed)
-    zeros = tf.zeros(tf.shape(z)[:-1])
-    return base.Forward(z, posterior.log_prob(z),
-                        base.bernoulli_log_likelihood(self._logits(z), x), zeros, zeros)
+    return base.single_latent_forward(self.encoder(x), self._logits, x, num_samples, seed)
 
   def posterior_mean(self, x):
     """E_q[z|x]: [B, 784] -> [B, d]."""

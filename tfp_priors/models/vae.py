@@ -25,11 +25,7 @@ class VAE(tf.Module):
   def forward(self, x, num_samples=1, seed=None):
     """Samples z ~ q(z|x) K times and scores it. x [B, 784] -> `base.Forward` ([K, B] fields)."""
     base.check_input(x, self.input_size)
-    posterior = base.diagonal_normal(self.encoder(x))
-    z = posterior.sample(num_samples, seed=seed)
-    zeros = tf.zeros(tf.shape(z)[:-1])
-    return base.Forward(z, posterior.log_prob(z),
-                        base.bernoulli_log_likelihood(self.decoder(z), x), zeros, zeros)
+    return base.single_latent_forward(self.encoder(x), self.decoder, x, num_samples, seed)
 
   def posterior_mean(self, x):
     """E_q[z|x]: [B, 784] -> [B, d]."""
