@@ -160,3 +160,18 @@ def test_weight_decay_covers_kernels_of_nonlinear_hidden_layers_only():
   expected = 1e-4 * sum(float(np.sum(k.numpy() ** 2)) for k in kernels)
   out = trainer.train_step(x, tf.constant(1e-3), strategies.JOINT)
   assert float(out["weight_penalty"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pretrained):
+  # With encoder and decoder frozen, the ELBO's gradient w.r.t. the prior is that of
+  # E_q[log p(z)]: with the same seeds the two objectives train the same prior.
+  for objective in ("elbo", "maximum_likelihood"):
+    _train(tmp_path / objective, "lars_vae", [
+        "train.num_steps = 8", "train.strategy = @PostHoc()",
+        f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
+        **NO_EVAL)
+  elbo, ml = _checkpoint(tmp_path / "elbo"), _checkpoint(tmp_path / "maximum_likelihood")
+  prior_keys = [k for k in elbo if k.startswith("prior/acceptance_net")]
+  assert prior_keys
+  for k in prior_keys:
+    np.testing.assert_allclose(elbo[k], ml[k], rtol=1e-5, atol=1e-6, err_msg=k)
