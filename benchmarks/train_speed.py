@@ -33,7 +33,7 @@ def build(config):
   data = pipelines.make_datasets()
   model_fn = gin.query_parameter("train.model_fn").scoped_configurable_fn
   model = model_fn(train_mean=data.train_mean)
-  prior = build_prior(model.latent_size)
+  prior = build_prior(model.latent_size, model=model)
   def binding(name, default):
     try:
       return gin.query_parameter(name)

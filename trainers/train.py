@@ -214,7 +214,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
   model = model_fn(train_mean=data.train_mean)
-  prior = build_prior(model.latent_size)
+  prior = build_prior(model.latent_size, model=model)
   trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay)
   manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=3)
   iterator = iter(data.train)

@@ -91,10 +91,14 @@ class ConvVAE(tf.Module):
     base.check_input(x, self.input_size)
     return base.single_latent_forward(self.encoder(x), self._logits, x, num_samples, seed)
 
-  def posterior_mean(self, x):
-    """E_q[z|x]: [B, 784] -> [B, d]."""
+  def encode_top(self, x):
+    """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
     base.check_input(x, self.input_size)
-    return base.diagonal_normal(self.encoder(x)).mean()
+    return base.diagonal_normal(self.encoder(x))
+
+  def posterior_mean(self, x):
+    """E_q[z|x]: [B, D] -> [B, d]."""
+    return self.encode_top(x).mean()
 
   def decode(self, z_top, seed=None):
     """Pixel probabilities of p(x|z): [N, d] -> [N, 784]."""

@@ -59,9 +59,13 @@ class HVAE(tf.Module):
     log_lik = base.bernoulli_log_likelihood(self.p_x(z1, z2), x)
     return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1))
 
+  def encode_top(self, x):
+    """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
+    return base.diagonal_normal(self.q_z2(x))
+
   def posterior_mean(self, x):
-    """E_q[z2|x]: [B, 784] -> [B, d]."""
-    return base.diagonal_normal(self.q_z2(x)).mean()
+    """E_q[z2|x]: [B, D] -> [B, d]."""
+    return self.encode_top(x).mean()
 
   def decode(self, z_top, seed=None):
     """Samples z1 ~ p(z1|z2) and returns p(x|z1, z2) probabilities: [N, d] -> [N, 784]."""

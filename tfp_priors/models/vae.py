@@ -27,9 +27,13 @@ class VAE(tf.Module):
     base.check_input(x, self.input_size)
     return base.single_latent_forward(self.encoder(x), self.decoder, x, num_samples, seed)
 
+  def encode_top(self, x):
+    """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
+    return base.diagonal_normal(self.encoder(x))
+
   def posterior_mean(self, x):
-    """E_q[z|x]: [B, 784] -> [B, d]."""
-    return base.diagonal_normal(self.encoder(x)).mean()
+    """E_q[z|x]: [B, D] -> [B, d]."""
+    return self.encode_top(x).mean()
 
   def decode(self, z_top, seed=None):
     """Pixel probabilities of p(x|z): [N, d] -> [N, 784]."""

@@ -14,19 +14,28 @@ def register(name):
   return wrap
 
 
-@gin.configurable
-def build_prior(latent_size, name="normal"):
+@gin.configurable(denylist=["model"])
+def build_prior(latent_size, name="normal", model=None):
   """Builds the prior registered under `name` over a latent of size `latent_size`.
 
-  Other constructor arguments come from gin (e.g. `LarsPrior.truncation = 100`).
+  Other constructor arguments come from gin (e.g. `LarsPrior.truncation = 100`). Priors whose
+  class sets `requires_model = True` (VampPrior: it encodes pseudo-inputs with the model's
+  encoder) are also given `model=model`.
 
   Raises:
-    ValueError: for an unknown name (the message lists the registered ones).
+    ValueError: for an unknown name (the message lists the registered ones), or a prior that
+      needs the model when `model` is None.
   """
   if name not in _REGISTRY:
     raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
                      f"Set e.g. build_prior.name = 'lars' in the gin config.")
-  return _REGISTRY[name](latent_size=latent_size)
+  cls = _REGISTRY[name]
+  if getattr(cls, "requires_model", False):
+    if model is None:
+      raise ValueError(f"the prior {name!r} is built from the model's encoder; call "
+                       f"build_prior(latent_size, name={name!r}, model=model).")
+    return cls(latent_size=latent_size, model=model)
+  return cls(latent_size=latent_size)
 
 
 class Prior(tf.Module):
