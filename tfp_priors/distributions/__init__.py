@@ -1,2 +1,3 @@
 """`tfd.Distribution` subclasses: pure math, no training state."""
 from tfp_priors.distributions.resampled import Resampled
+from tfp_priors.distributions.reweighted import Reweighted

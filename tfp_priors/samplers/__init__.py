@@ -1,0 +1,2 @@
+from tfp_priors.samplers.langevin import langevin_dynamics
+from tfp_priors.samplers.sir import SIRResult, effective_sample_size, sampling_importance_resampling

@@ -1,0 +1,159 @@
+"""Reweighted (energy-based) distribution p(z) = base(z) r(z) / Z: the NCP prior.
+
+Source: Aneja et al. (2021), "A Contrastive Learning Approach for Training Variational
+Autoencoder Priors" (NCP-VAE), Sec. 4 (p_NCP(z) = p(z) r(z) / Z, Eq. 2), Sec. 4.3 (sampling by
+SIR and by Langevin dynamics with energy E(z) = -log r(z) - log p(z)), footnote 5 (ESS).
+"""
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_priors.samplers import langevin
+from tfp_priors.samplers import sir
+
+tfd = tfp.distributions
+
+
+class Reweighted(tfd.Distribution):
+  """Base distribution reweighted by a positive factor r(z): p(z) = base(z) r(z) / Z.
+
+  `log_prob` needs log Z = log E_base[r(z)], given as `log_normalizer` (e.g. from
+  `tfp_priors.estimators.estimate_log_normalizer(base, log_ratio_fn, S)`); with the default 0.0
+  it is the unnormalized log density log base(z) + log r(z). `sample` is sampling-importance-
+  resampling with `num_proposals` base proposals per sample (approximate: exact only as
+  M -> infinity); `sample_langevin` runs unadjusted Langevin dynamics from base samples.
+  Neither sampler is reparameterized.
+
+  Shapes: the base has scalar batch shape and event shape [d]; `log_prob(z)` and `energy(z)` take
+  z [..., d] and return [...] nats; `sample(n)` returns [n, d].
+  """
+
+  def __init__(self, base, log_ratio_fn, log_normalizer=0.0, num_proposals=5000,
+               max_proposals_per_chunk=2**20, validate_args=False, allow_nan_stats=True,
+               name="Reweighted"):
+    """Builds the distribution.
+
+    Args:
+      base: `tfd.Distribution` p(z) with scalar batch shape and rank-1 event shape [d].
+      log_ratio_fn: callable z [..., d] -> log r(z) [...] in nats (any real value; for NCP,
+        the classifier's logit log D(z) / (1 - D(z))).
+      log_normalizer: log Z = log E_base[r(z)] in nats (scalar); 0.0 leaves `log_prob`
+        unnormalized.
+      num_proposals: M >= 1, SIR proposals per sample (Aneja et al. use 5,000).
+      max_proposals_per_chunk: memory cap of the SIR sampler (proposals in memory at once).
+      validate_args: passed to `tfd.Distribution`.
+      allow_nan_stats: passed to `tfd.Distribution`.
+      name: name scope.
+
+    Raises:
+      ValueError: if num_proposals < 1, or the base's event shape is not rank 1 or its batch
+        shape not scalar.
+    """
+    parameters = dict(locals())
+    if base.event_shape.rank != 1:
+      raise ValueError(f"the base distribution must have a rank-1 event shape [d]; got "
+                       f"{base.event_shape}. Wrap it in tfd.Independent.")
+    if base.batch_shape.rank is None or base.batch_shape.rank != 0:
+      raise ValueError(f"the base distribution must have scalar batch shape; got "
+                       f"{base.batch_shape}.")
+    if int(num_proposals) < 1:
+      raise ValueError(f"SIR needs at least one proposal; got M={num_proposals}. Set "
+                       f"num_proposals >= 1 (Aneja et al. use 5,000).")
+    self._base = base
+    self._log_ratio_fn = log_ratio_fn
+    self._num_proposals = int(num_proposals)
+    self._max_proposals_per_chunk = int(max_proposals_per_chunk)
+    with tf.name_scope(name):
+      self._log_normalizer = tf.cast(log_normalizer, base.dtype)
+    super().__init__(
+        dtype=base.dtype, reparameterization_type=tfd.NOT_REPARAMETERIZED,
+        validate_args=validate_args, allow_nan_stats=allow_nan_stats, parameters=parameters,
+        name=name)
+
+  @property
+  def base(self):
+    return self._base
+
+  @property
+  def log_normalizer(self):
+    """log Z in nats (scalar)."""
+    return self._log_normalizer
+
+  @property
+  def num_proposals(self):
+    """M, SIR proposals per sample."""
+    return self._num_proposals
+
+  def log_ratio(self, z):
+    """log r(z) [...] in nats for z [..., d]."""
+    return self._log_ratio_fn(z)
+
+  def energy(self, z):
+    """E(z) = -log r(z) - log base(z) [...] in nats (unnormalized: log p(z) = -E(z) - log Z)."""
+    return -self._log_ratio_fn(z) - self._base.log_prob(z)
+
+  def _event_shape(self):
+    return self._base.event_shape
+
+  def _event_shape_tensor(self):
+    return self._base.event_shape_tensor()
+
+  def _batch_shape(self):
+    return tf.TensorShape([])
+
+  def _batch_shape_tensor(self):
+    return tf.constant([], tf.int32)
+
+  def _log_prob(self, z):
+    return self._base.log_prob(z) + self._log_ratio_fn(z) - self._log_normalizer
+
+  def _check_event(self, z):
+    d = self._base.event_shape[-1]
+    if z.shape.rank is not None and (z.shape.rank < 1 or z.shape[-1] != d):
+      raise ValueError(f"log_prob expects z of shape [..., {d}] (the latent size); "
+                       f"got shape {z.shape}.")
+
+  def log_prob(self, value, name="log_prob", **kwargs):
+    value = tf.convert_to_tensor(value, dtype_hint=self.dtype)
+    self._check_event(value)
+    return super().log_prob(value, name=name, **kwargs)
+
+  def _sample_n(self, n, seed=None):
+    return self.sample_with_diagnostics(n, seed=seed).samples
+
+  def sample_with_diagnostics(self, num_samples, seed=None):
+    """SIR samples with their diagnostics.
+
+    Args:
+      num_samples: N >= 0, Python int or scalar int tensor.
+      seed: stateless seed (shape [2]), int or None.
+
+    Returns:
+      `sir.SIRResult`: samples [N, d], effective_sample_size [N] (footnote 5, in [1, M]) and
+      log_mean_weight [N] (per-sample estimates of log Z, nats).
+    """
+    return sir.sampling_importance_resampling(
+        self._base, self._log_ratio_fn, num_samples, self._num_proposals, seed=seed,
+        max_proposals_per_chunk=self._max_proposals_per_chunk)
+
+  def sample_langevin(self, num_samples, step_size, num_steps, seed=None):
+    """Langevin samples: z_0 ~ base, then `num_steps` steps on `energy` (Sec. 4.3).
+
+    Args:
+      num_samples: N, Python int or scalar int tensor.
+      step_size: lambda > 0, Python float or scalar tensor.
+      num_steps: T >= 0, Python int or scalar int tensor.
+      seed: stateless seed (shape [2]), int or None.
+
+    Returns:
+      [N, d] samples (approximate: finite T and no Metropolis correction).
+
+    Raises:
+      ValueError / tf.errors.InvalidArgumentError: see `langevin.langevin_dynamics`.
+    """
+    init_seed, chain_seed = tfp.random.split_seed(sir.stateless_seed(seed), 2)
+    initial_state = self._base.sample(num_samples, seed=init_seed)
+    return langevin.langevin_dynamics(self.energy, initial_state, step_size, num_steps,
+                                      seed=chain_seed)
+
+  def _default_event_space_bijector(self):
+    return self._base.experimental_default_event_space_bijector()
