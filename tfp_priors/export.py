@@ -13,7 +13,7 @@ class _Exported(tf.Module):
     self.model = model
     self.prior = prior
     latent_size = prior.latent_size
-    image_shape = list(image_shape)
+    self.image_shape = list(image_shape)
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                   tf.TensorSpec([], tf.int32, name="seed")])
@@ -22,9 +22,8 @@ class _Exported(tf.Module):
           num_samples, message="num_samples must be a positive number of samples")
       seed_prior, seed_decoder = tf.unstack(
           tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
-      z = self.prior.distribution().sample(num_samples, seed=seed_prior)
-      images = self.model.decode(z, seed=seed_decoder)
-      return {"images": tf.reshape(images, [-1] + image_shape), "latents": z}
+      z = self.prior.sample(num_samples, seed=seed_prior)
+      return self._decode(z, seed_decoder)
 
     @tf.function(input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name="z")])
     def log_prob(z):
@@ -32,6 +31,27 @@ class _Exported(tf.Module):
 
     self.sample = sample
     self.log_prob = log_prob
+    self._signature_fns = {"sample": sample, "log_prob": log_prob}
+
+    if hasattr(prior, "langevin_sample"):
+      @tf.function(input_signature=[
+          tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int32, name="seed"),
+          tf.TensorSpec([], tf.float32, name="step_size"),
+          tf.TensorSpec([], tf.int32, name="num_steps")])
+      def sample_langevin(num_samples, seed, step_size, num_steps):
+        tf.debugging.assert_positive(
+            num_samples, message="num_samples must be a positive number of samples")
+        seed_prior, seed_decoder = tf.unstack(
+            tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
+        z = self.prior.langevin_sample(num_samples, step_size, num_steps, seed=seed_prior)
+        return self._decode(z, seed_decoder)
+
+      self.sample_langevin = sample_langevin
+      self._signature_fns["sample_langevin"] = sample_langevin
+
+  def _decode(self, z, seed):
+    images = self.model.decode(z, seed=seed)
+    return {"images": tf.reshape(images, [-1] + self.image_shape), "latents": z}
 
 
 def export(model, prior, export_dir, image_shape=(28, 28, 1)):
@@ -41,12 +61,15 @@ def export(model, prior, export_dir, image_shape=(28, 28, 1)):
     sample(num_samples: int32 scalar > 0, seed: int32 scalar) -> {'images': [N, 28, 28, 1]
       Bernoulli means in [0, 1], 'latents': [N, d] exact samples of the prior}.
     log_prob(z: [N, d] float32) -> {'log_prob': [N] nats}.
+    sample_langevin(num_samples, seed, step_size: float32 > 0, num_steps: int32 >= 0), for
+      energy-based priors (NCP, implicit): Langevin dynamics on E(z) = -log r(z) - log b(z)
+      from base samples (Aneja et al. Sec. 4.3); same outputs as `sample`. `sample` of those
+      priors is SIR with the prior's M proposals (implicit prior: its aggregate posterior).
   A non-positive num_samples raises InvalidArgumentError at call time.
 
   Returns:
     export_dir.
   """
   module = _Exported(model, prior, image_shape)
-  tf.saved_model.save(module, export_dir, signatures={
-      "sample": module.sample, "log_prob": module.log_prob})
+  tf.saved_model.save(module, export_dir, signatures=module._signature_fns)
   return export_dir

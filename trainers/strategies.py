@@ -7,6 +7,9 @@ uses, which objective) and a learning rate. The trainer runs one mechanism for a
     trained, by the ELBO (LARS Table 2 / D.1) or by maximum likelihood on aggregate-posterior
     samples, E_{q(z)}[log p(z)] (Xu Eq. 6; LARS Eq. 6).
   - `Iterative`: Xu et al. Algorithm B.1.
+  - `NoiseContrastive`: stage two of NCP (Aneja et al. 2021): a frozen stage-one VAE, the
+    density-ratio classifier trained by NCE.
+  - `Alternating`: Takahashi et al. (2019) Algorithm 1 for the implicit optimal prior.
 """
 import collections
 
@@ -18,10 +21,12 @@ Phase = collections.namedtuple("Phase", [
     "train_model",    # update encoder/decoder variables
     "train_prior",    # update prior variables
     "learned_prior",  # ELBO uses the learned prior (False: N(0, I), Alg. B.1 iteration 1a)
-    "objective",      # 'elbo' or 'maximum_likelihood' (-E_q(z)[log p(z)], prior-only phases)
+    "objective",      # 'elbo', 'maximum_likelihood' (-E_q(z)[log p(z)], prior-only phases)
+                      # or 'noise_contrastive' (NCE of a density-ratio prior's classifier)
 ])
 
 OBJECTIVES = ("elbo", "maximum_likelihood")
+NOISE_CONTRASTIVE = "noise_contrastive"  # the density-ratio classifier's NCE loss
 JOINT = Phase("joint", True, True, True, "elbo")
 
 
@@ -39,8 +44,8 @@ class Joint:
     del num_steps
     return JOINT, learning_rate_fn(step)
 
-  def prepare(self, model):
-    del model
+  def prepare(self, model, prior):
+    del model, prior
 
 
 @gin.configurable
@@ -67,14 +72,78 @@ class PostHoc:
     del num_steps
     return Phase("post_hoc", False, True, True, self.objective), learning_rate_fn(step)
 
-  def prepare(self, model):
+  def prepare(self, model, prior):
     """Loads the encoder/decoder weights of the latest checkpoint of `pretrained_workdir`.
 
     Raises:
       PretrainedModelError: no checkpoint there, or its model differs from this config's
         (e.g. another latent size); nothing is written anywhere.
     """
+    del prior
     load_pretrained_model(model, self.pretrained_workdir)
+
+
+@gin.configurable
+class NoiseContrastive:
+  """Stage two of NCP (Aneja et al. 2021, Sec. 4.1): the VAE and its base prior come from a
+  stage-one run in `pretrained_workdir` (only read) and stay frozen; the classifier of the
+  density-ratio prior (`NCPPrior`) is trained by NCE (Eq. 3) for all `train.num_steps`.
+  """
+
+  name = "noise_contrastive"
+
+  def __init__(self, pretrained_workdir=gin.REQUIRED):
+    self.pretrained_workdir = pretrained_workdir
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    del num_steps
+    return Phase("noise_contrastive", False, True, True, NOISE_CONTRASTIVE), learning_rate_fn(step)
+
+  def prepare(self, model, prior):
+    """Loads the stage-one model and base prior (`prior.base`).
+
+    Raises:
+      PretrainedModelError: no checkpoint in pretrained_workdir, or a model / base prior that
+        does not match this configuration; nothing is written anywhere.
+      ValueError: the prior is not a density-ratio prior (it has no `base`).
+    """
+    if not hasattr(prior, "noise_contrastive_loss"):
+      raise ValueError(f"NoiseContrastive training needs a density-ratio prior (e.g. "
+                       f"build_prior.name = 'ncp'), got {type(prior).__name__}.")
+    load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
+
+
+@gin.configurable
+class Alternating:
+  """Takahashi et al. (2019) Algorithm 1: `model_steps` (J1) VAE steps with the density-ratio
+  prior held fixed, then `estimator_steps` (J2 > J1) steps of its classifier by Eq. 20 with the
+  VAE fixed, repeated. The paper: 10 estimator epochs per VAE epoch (J2 = 10 J1).
+
+  `train.num_steps` counts both kinds, so the VAE gets num_steps * J1 / (J1 + J2) updates; the
+  learning-rate schedule and KL warm-up run on the same global step.
+  """
+
+  name = "alternating"
+
+  def __init__(self, model_steps=500, estimator_steps=5000):
+    """Raises ValueError: a step count < 1."""
+    if int(model_steps) < 1 or int(estimator_steps) < 1:
+      raise ValueError(f"Alternating.model_steps and estimator_steps must be >= 1, got "
+                       f"{model_steps} and {estimator_steps}.")
+    self.model_steps, self.estimator_steps = int(model_steps), int(estimator_steps)
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    del num_steps
+    if step % (self.model_steps + self.estimator_steps) < self.model_steps:
+      return Phase("vae", True, False, True, "elbo"), learning_rate_fn(step)
+    return (Phase("density_ratio", False, True, True, NOISE_CONTRASTIVE),
+            learning_rate_fn(step))
+
+  def prepare(self, model, prior):
+    if not hasattr(prior, "noise_contrastive_loss"):
+      raise ValueError(f"Alternating training needs a density-ratio prior (e.g. "
+                       f"build_prior.name = 'implicit'), got {type(prior).__name__}.")
+    del model
 
 
 @gin.configurable
@@ -135,12 +204,13 @@ class Iterative:
       return Phase("model", True, False, True, "elbo"), self.learning_rate
     return prior_phase, self.learning_rate
 
-  def prepare(self, model):
-    del model
+  def prepare(self, model, prior):
+    del model, prior
 
 
-def load_pretrained_model(model, workdir):
-  """Restores `model`'s variables from the latest checkpoint in workdir/checkpoints.
+def load_pretrained_model(model, workdir, prior=None):
+  """Restores `model`'s (and `prior`'s, if given) variables from the latest checkpoint in
+  workdir/checkpoints.
 
   Raises:
     PretrainedModelError: see `PostHoc.prepare`.
@@ -149,15 +219,16 @@ def load_pretrained_model(model, workdir):
   latest = tf.train.latest_checkpoint(checkpoint_dir)
   if latest is None:
     raise PretrainedModelError(
-        f"post-hoc training needs a trained VAE, but {checkpoint_dir} holds no checkpoint. "
+        f"this run needs a trained VAE, but {checkpoint_dir} holds no checkpoint. "
         f"Train one first (e.g. python -m trainers.run --gin_config=vae_standard.gin "
-        f"--workdir={workdir}) or set PostHoc.pretrained_workdir to its workdir.")
+        f"--workdir={workdir}) or point the strategy's pretrained_workdir at its workdir.")
+  parts = {"model": model} if prior is None else {"model": model, "prior": prior}
   try:
-    status = tf.train.Checkpoint(model=model).restore(latest)
+    status = tf.train.Checkpoint(**parts).restore(latest)
     status.expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
     raise PretrainedModelError(
-        f"the model in {latest} does not match this configuration (latent size "
-        f"{model.latent_size} here; a different latent size or architecture there?): "
-        f"{str(e).splitlines()[0][:300]}. Use the model bindings the VAE was trained with.") \
-        from e
+        f"the {' and '.join(parts)} in {latest} do not match this configuration (latent size "
+        f"{model.latent_size} here; a different latent size, architecture or base prior "
+        f"there?): {str(e).splitlines()[0][:300]}. Use the model and prior bindings the VAE "
+        f"was trained with.") from e

@@ -105,11 +105,13 @@ class Trainer(tf.Module):
     Returns:
       dict of scalars (nats per example): 'loss', 'weight_penalty', 'kl_weight', 'finite';
       'elbo', 'reconstruction', 'kl' for the ELBO objective, 'cross_entropy'
-      (-E_q(z)[log p(z)]) for maximum likelihood; plus the prior's statistics.
+      (-E_q(z)[log p(z)]) for maximum likelihood, 'nce_loss' and 'jensen_shannon' for the
+      noise-contrastive objective; plus the prior's statistics.
     """
     seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
     variables = ((self.model_variables if phase.train_model else [])
-                 + (self.prior_variables if phase.train_prior else []))
+                 + (self.prior.objective_variables(phase.objective) if phase.train_prior
+                    else []))
     prior = self.prior if phase.learned_prior else self.base_prior
     beta = (objectives.kl_weight(self.step, self.warmup_steps, self.kl_warmup_start)
             if phase.train_model else tf.constant(1.0))
@@ -120,11 +122,14 @@ class Trainer(tf.Module):
         kl = tf.reduce_mean(terms.kl)
         loss = -(reconstruction - beta * kl)
         out = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
-      else:
+      elif phase.objective == "maximum_likelihood":
         cross_entropy, stats = objectives.aggregate_posterior_cross_entropy(
             self.model, prior, x, seed=seed)
         loss = tf.reduce_mean(cross_entropy)
         out = {"cross_entropy": loss}
+      else:  # noise_contrastive: the density-ratio classifier (NCP, implicit prior)
+        loss, stats = prior.noise_contrastive_loss(self.model, x, seed=seed)
+        out = {}
       penalty = regularization.l2_penalty(
           [v for v in variables if id(v) in self._decayed], self.weight_decay)
       total = loss + penalty
@@ -221,7 +226,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   if _restore(trainer, manager):
     print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step)}.")
   else:
-    strategy.prepare(model)
+    strategy.prepare(model, prior)
     # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of the
     # first batch, which is then also the first training batch.
     first = next(iterator)
@@ -259,7 +264,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
         for k, v in scalars.items():
           tf.summary.scalar(k, v, step=step)
         shown = "".join(f" {k}={scalars[k]:.4g}" for k in
-                        ("elbo", "kl", "cross_entropy", "normalizer") if k in scalars)
+                        ("elbo", "kl", "cross_entropy", "normalizer", "nce_loss") if k in scalars)
         print_fn(f"step {step}/{num_steps} loss={scalars['loss']:.2f}{shown} "
                  f"({steps_per_second:.0f} steps/s)")
       if step % image_every == 0:
@@ -272,21 +277,11 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     results = {"num_steps": int(trainer.step), "train_steps_per_second": steps_per_second,
                "prior": prior.registry_name, "model": type(model).__name__,
                "strategy": strategy.name}
-    if hasattr(prior, "estimate_log_normalizer"):
-      t = time.time()
-      est = prior.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed)
-      seconds = time.time() - t
-      results.update({
-          "log_normalizer": float(est.log_normalizer), "normalizer": float(est.normalizer),
-          "normalizer_standard_error": float(est.standard_error),
-          "log_normalizer_standard_error": float(est.log_normalizer_standard_error),
-          "normalizer_samples": int(est.num_samples),
-          "acceptance_evaluations_per_second": est.num_samples / max(seconds, 1e-9)})
-      sample = prior.rejection_sample(10000, seed=[seed, 1])
-      results["sampler_acceptance_rate"] = float(sample.acceptance_rate)
-      print_fn(f"log Z = {results['log_normalizer']:.4f} +- "
-               f"{results['log_normalizer_standard_error']:.1e} (Z = {results['normalizer']:.4g},"
-               f" S = {results['normalizer_samples']:.1e})")
+    finalized = prior.finalize(model, data.train.take(_batches_for(data.train, 10000)),
+                               normalizer_samples=normalizer_samples, seed=seed,
+                               log_fn=print_fn)
+    if finalized:
+      results.update(finalized)
       manager.save(checkpoint_number=int(trainer.step))
     if evaluate:
       print_fn(f"Evaluating test NLL with K={num_importance_samples} importance samples...")
@@ -320,6 +315,12 @@ def _saved_step(checkpoint_dir):
         f"or not a tfp_priors checkpoint. Use a new --workdir; nothing was changed.") from e
 
 
+def _batches_for(dataset, num_examples):
+  """Number of batches of `dataset` that hold at least num_examples examples."""
+  batch_size = dataset.element_spec.shape[0] or 1
+  return -(-num_examples // int(batch_size))
+
+
 def _checkpoint_step(manager):
   return int(manager.latest_checkpoint.rsplit("-", 1)[-1])
 
@@ -332,7 +333,7 @@ def _sample_summary(model, prior, image_shape, step, num=64):
     z = result.samples
     tf.summary.scalar("sampler_acceptance_rate", result.acceptance_rate, step=step)
   else:
-    z = prior.distribution().sample(num, seed=seed)
+    z = prior.sample(num, seed=seed)
   images = tf.reshape(model.decode(z, seed=[1, step % (2**31 - 1)]), [-1] + list(image_shape))
   tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
 

@@ -33,7 +33,8 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk
 
   Args:
     proposal: `tfd.Distribution` pi with event shape [d].
-    log_acceptance_fn: callable, z [..., d] -> log a(z) [...].
+    log_acceptance_fn: callable, z [..., d] -> log a(z) [...]; any log weight works (NCP:
+      log r(z), Z = E_b[r(z)]).
     num_samples: total S (rounded up to whole chunks); None picks `default_num_samples()`.
     chunk_size: samples evaluated per step (10^5 in the paper); even when antithetic.
     antithetic: whether to use antithetic pairs.
@@ -63,10 +64,11 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk
     def body(i, total, total_sq):
       chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
       z = proposal.sample(draws, seed=chunk_seed)
-      a = tf.exp(log_acceptance_fn(z))
+      # exp in float64: density ratios r(z) (NCP) may exceed 1 by far and their squares
+      # overflow float32.
+      a = tf.exp(tf.cast(log_acceptance_fn(z), tf.float64))
       if antithetic:
-        a = 0.5 * (a + tf.exp(log_acceptance_fn(-z)))
-      a = tf.cast(a, tf.float64)
+        a = 0.5 * (a + tf.exp(tf.cast(log_acceptance_fn(-z), tf.float64)))
       return i + 1, total + tf.reduce_sum(a), total_sq + tf.reduce_sum(tf.square(a))
 
     zero = tf.constant(0.0, tf.float64)
@@ -83,3 +85,12 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk
       log_normalizer=tf.math.log(mean), normalizer=mean, standard_error=standard_error,
       log_normalizer_standard_error=standard_error / mean,
       num_samples=num_chunks * chunk_size if antithetic else num_chunks * draws)
+
+
+def as_metrics(estimate):
+  """A `NormalizerEstimate` as a dict of Python floats for metrics.json."""
+  return {"log_normalizer": float(estimate.log_normalizer),
+          "normalizer": float(estimate.normalizer),
+          "normalizer_standard_error": float(estimate.standard_error),
+          "log_normalizer_standard_error": float(estimate.log_normalizer_standard_error),
+          "normalizer_samples": int(estimate.num_samples)}

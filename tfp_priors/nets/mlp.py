@@ -10,16 +10,23 @@ import tf_keras
 
 class MLP(tf.Module):
   """Dense network with `activation` between hidden layers and a linear output layer (or
-  `output_activation`).
+  `output_activation`), with optional dropout after each hidden layer.
 
   Weights use Glorot-uniform initialisation (LARS C.3 cites Glorot & Bengio).
-  Call: x [..., input_size] -> [..., output_size].
+  Call: x [..., input_size], training (bool: apply dropout) -> [..., output_size].
   """
 
   def __init__(self, input_size, hidden_sizes, output_size, activation="tanh",
-               output_bias_initializer="zeros", output_activation=None, name=None):
+               output_bias_initializer="zeros", output_activation=None, dropout_rate=0.0,
+               name=None):
     super().__init__(name=name)
-    layers = [tf_keras.layers.Dense(h, activation=activation) for h in hidden_sizes]
+    if not 0.0 <= float(dropout_rate) < 1.0:
+      raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    layers = []
+    for h in hidden_sizes:
+      layers.append(tf_keras.layers.Dense(h, activation=activation))
+      if dropout_rate:
+        layers.append(tf_keras.layers.Dropout(float(dropout_rate)))
     layers.append(tf_keras.layers.Dense(output_size, activation=output_activation,
                                         bias_initializer=output_bias_initializer))
     self.net = tf_keras.Sequential(layers)
@@ -27,7 +34,7 @@ class MLP(tf.Module):
     self.input_size = input_size
     self.output_size = output_size
 
-  def __call__(self, x):
+  def __call__(self, x, training=False):
     batch_shape = tf.shape(x)[:-1]
-    y = self.net(tf.reshape(x, [-1, self.input_size]))
+    y = self.net(tf.reshape(x, [-1, self.input_size]), training=training)
     return tf.reshape(y, tf.concat([batch_shape, [self.output_size]], 0))

@@ -65,6 +65,32 @@ class Prior(tf.Module):
     for priors that need none."""
     del z
 
+  def sample(self, num_samples, seed=None):
+    """[num_samples, d] samples for generation and export (default: `distribution().sample`;
+    the implicit prior samples its aggregate posterior instead)."""
+    return self.distribution().sample(num_samples, seed=seed)
+
+  def objective_variables(self, objective):
+    """The variables a training phase with `objective` ('elbo', 'maximum_likelihood',
+    'noise_contrastive') updates; all trainable variables unless a prior says otherwise."""
+    del objective
+    return list(self.trainable_variables)
+
+  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
+    """Called once after training, before evaluation and export: estimates what the density
+    or the sampler needs (LARS, NCP: log Z; implicit prior: its aggregate-posterior bank).
+
+    Args:
+      model: the trained model. train_batches: a finite iterable of training batches [B, D].
+      normalizer_samples: S for log Z estimates (None: the estimator's default).
+      seed: int. log_fn: console output or None.
+
+    Returns:
+      dict of scalars for metrics.json (nats where they are log densities).
+    """
+    del model, train_batches, normalizer_samples, seed, log_fn
+    return {}
+
   def training_log_prob(self, z, log_posterior, seed=None):
     """log p(z) for a training step, with any side statistics to log.
 

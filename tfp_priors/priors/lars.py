@@ -160,6 +160,23 @@ class LarsPrior(base.Prior):
           f"samples or use a proposal that samples in one pass (e.g. 'realnvp').", stacklevel=2)
     return self.distribution().sample_with_acceptance_rate(num_samples, seed=seed)
 
+  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
+    """Estimates log Z for evaluation (Eq. A.17) and measures the exact sampler's acceptance
+    rate on 10,000 samples."""
+    del model, train_batches
+    t = time.time()
+    est = self.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed)
+    seconds = time.time() - t
+    results = normalizer_lib.as_metrics(est)
+    results["acceptance_evaluations_per_second"] = est.num_samples / max(seconds, 1e-9)
+    results["sampler_acceptance_rate"] = float(
+        self.rejection_sample(10000, seed=[seed, 1]).acceptance_rate)
+    if log_fn:
+      log_fn(f"log Z = {results['log_normalizer']:.4f} +- "
+             f"{results['log_normalizer_standard_error']:.1e} (Z = {results['normalizer']:.4g},"
+             f" S = {results['normalizer_samples']:.1e})")
+    return results
+
   def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
     """Estimates log Z with S samples (Eq. A.17) and stores it for `distribution()`.
 

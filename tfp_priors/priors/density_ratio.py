@@ -1,0 +1,309 @@
+"""Priors reweighted by a learned density ratio: the noise contrastive prior (NCP) and the
+implicit optimal prior.
+
+Both define p(z) = b(z) r(z) / Z over a base prior b, with log r(z) = T(z) the logit of a binary
+classifier D(z) = sigmoid(T(z)) trained by noise contrastive estimation to tell
+aggregate-posterior samples z ~ q(z) = E_x q(z|x) (label 1) from base samples z ~ b(z)
+(label 0): at the optimum T*(z) = log q(z) - log b(z) (Aneja et al. 2021, Eq. 3; Takahashi et
+al. 2019, Eq. 12-14). They differ in how they are trained and normalised:
+  - `NCPPrior` ('ncp', Aneja et al. Sec. 4): two stages, a VAE with its base prior (any prior
+    of the library), then the classifier with the VAE frozen (`strategies.NoiseContrastive`);
+    Z = E_b[r(z)] is estimated for likelihood evaluation.
+  - `ImplicitPrior` ('implicit', Takahashi et al. Sec. 3): base N(0, I), classifier trained in
+    alternation with the VAE (`strategies.Alternating`, Algorithm 1); Z is taken as 1, as the
+    paper does, so its test log-likelihood is an estimate; samples come from the aggregate
+    posterior by ancestral sampling, as the paper says.
+"""
+import math
+
+import gin
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_priors import distributions
+from tfp_priors.estimators import normalizer as normalizer_lib
+from tfp_priors.nets import MLP
+from tfp_priors.priors import base
+
+tfd = tfp.distributions
+
+NOISE_CONTRASTIVE = "noise_contrastive"
+
+
+def noise_contrastive_loss(logits_data, logits_noise):
+  """Eq. 3 of Aneja et al. (Eq. 13/20 of Takahashi et al., negated), in nats.
+
+  L = -E_q[log D(z)] - E_b[log(1 - D(z))] with D = sigmoid(T): the SUM of the two binary
+  cross-entropies, so that at the optimum JSD(q || b) = log 2 - L* / 2 (Aneja Sec. 5.4).
+
+  Args:
+    logits_data: [N] T(z) at aggregate-posterior samples. logits_noise: [M] T(z) at base
+      samples.
+
+  Returns:
+    (loss scalar, accuracy scalar: fraction of the N + M samples classified correctly).
+  """
+  loss = (tf.reduce_mean(tf.nn.softplus(-logits_data))
+          + tf.reduce_mean(tf.nn.softplus(logits_noise)))
+  correct = tf.concat([tf.cast(logits_data > 0, tf.float32),
+                       tf.cast(logits_noise <= 0, tf.float32)], 0)
+  return loss, tf.reduce_mean(correct)
+
+
+def jensen_shannon(loss):
+  """JSD(q || b) = log 2 - L / 2 in nats from the NCE loss of `noise_contrastive_loss` (exact
+  at the optimal classifier; a lower bound otherwise; Goodfellow et al. 2014)."""
+  return math.log(2.0) - 0.5 * loss
+
+
+class DensityRatioPrior(base.Prior):
+  """p(z) = b(z) exp(T(z)) / Z; shared by NCP and the implicit optimal prior.
+
+  Variables: the base prior's (trained in stage one / by the VAE, never by NCE) and the
+  classifier T's (trained only by `noise_contrastive_loss`, see `objective_variables`).
+  """
+
+  def __init__(self, latent_size, base_prior, hidden_sizes, activation, dropout_rate,
+               num_proposals, name):
+    """Raises ValueError: num_proposals < 1, a base prior of another latent size."""
+    super().__init__(latent_size, name=name)
+    if int(num_proposals) < 1:
+      raise ValueError(f"SIR needs at least one proposal; got num_proposals={num_proposals}. "
+                       f"Set num_proposals >= 1 (Aneja et al. use 5,000).")
+    if isinstance(base_prior, str):
+      base_prior = base.build_prior(latent_size, name=base_prior)
+    if base_prior.latent_size != self.latent_size:
+      raise ValueError(f"base prior latent size {base_prior.latent_size} != {latent_size}.")
+    self.base = base_prior
+    self.num_proposals = int(num_proposals)
+    self.classifier = MLP(latent_size, hidden_sizes, 1, activation=activation,
+                          dropout_rate=dropout_rate, name="classifier")
+    self.evaluation_log_normalizer = tf.Variable(math.nan, trainable=False,
+                                                 name="evaluation_log_normalizer")
+
+  def log_ratio(self, z, training=False):
+    """log r(z) = T(z), nats: z [..., d] -> [...]. `training` applies dropout."""
+    return self.classifier(z, training=training)[..., 0]
+
+  def log_normalizer(self):
+    """log Z used by `distribution()` (nats)."""
+    raise NotImplementedError
+
+  def distribution(self):
+    """`distributions.Reweighted(b, T, log Z)`: log_prob, SIR `sample` (M = num_proposals),
+    `sample_langevin` and `energy`."""
+    return distributions.Reweighted(self.base.distribution(), self.log_ratio,
+                                    log_normalizer=self.log_normalizer(),
+                                    num_proposals=self.num_proposals)
+
+  def langevin_sample(self, num_samples, step_size, num_steps, seed=None):
+    """Langevin dynamics on E(z) = -T(z) - log b(z) from base samples (Aneja Sec. 4.3).
+    Returns [num_samples, d]."""
+    return self.distribution().sample_langevin(num_samples, step_size=step_size,
+                                               num_steps=num_steps, seed=seed)
+
+  def objective_variables(self, objective):
+    """The classifier's variables for the NCE objective; all of them otherwise."""
+    if objective == NOISE_CONTRASTIVE:
+      return list(self.classifier.trainable_variables)
+    return list(self.trainable_variables)
+
+  def noise_contrastive_loss(self, model, x, seed=None):
+    """NCE loss of Eq. 3 on one batch: z ~ q(z|x) (ancestral sampling of q(z), x from the
+    data) against as many base samples; gradients reach the classifier only.
+
+    Args:
+      model: a model with `encode_top`. x: [B, D] data. seed: stateless seed.
+
+    Returns:
+      (loss scalar in nats, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'}).
+    """
+    seed_q, seed_b = base_split(seed)
+    z_data = tf.stop_gradient(model.encode_top(x).sample(seed=seed_q))
+    z_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z_data)[0],
+                                                               seed=seed_b))
+    logits = self.log_ratio(tf.concat([z_data, z_noise], 0), training=True)
+    logits_data, logits_noise = tf.split(logits, 2)
+    loss, accuracy = noise_contrastive_loss(logits_data, logits_noise)
+    return loss, {"nce_loss": loss, "jensen_shannon": jensen_shannon(loss),
+                  "classifier_accuracy": accuracy}
+
+  def evaluate_classifier(self, model, train_batches, seed=0):
+    """Final NCE loss L and JSD = log 2 - L/2 (Aneja Sec. 5.4) over `train_batches`, without
+    dropout. Returns dict of floats (nats)."""
+    losses = []
+    for i, x in enumerate(train_batches):
+      seed_q, seed_b = base_split(tf.constant([seed, i], tf.int32))
+      z_data = model.encode_top(x).sample(seed=seed_q)
+      z_noise = self.base.distribution().sample(tf.shape(z_data)[0], seed=seed_b)
+      losses.append(float(noise_contrastive_loss(self.log_ratio(z_data),
+                                                 self.log_ratio(z_noise))[0]))
+    loss = float(np.mean(losses))
+    return {"nce_loss": loss, "jensen_shannon": float(jensen_shannon(loss))}
+
+  def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
+    """Z = E_b[r(z)] from S base samples (the LARS evaluation estimator, float64 sums).
+    Returns `NormalizerEstimate`."""
+    return normalizer_lib.estimate_log_normalizer(
+        self.base.distribution(), self.log_ratio, num_samples, chunk_size, seed=seed)
+
+  def sir_diagnostics(self, num_samples=100, seed=0):
+    """Mean effective sample size of SIR with M = num_proposals (Aneja footnote 5)."""
+    result = self.distribution().sample_with_diagnostics(num_samples, seed=[seed, 2])
+    return {"sir_effective_sample_size": float(tf.reduce_mean(result.effective_sample_size)),
+            "sir_num_proposals": self.num_proposals}
+
+
+def base_split(seed):
+  return (None, None) if seed is None else tfp.random.split_seed(seed, 2)
+
+
+@gin.configurable
+@base.register("ncp")
+class NCPPrior(DensityRatioPrior):
+  """Noise contrastive prior p_NCP(z) = r(z) b(z) / Z (Aneja et al. 2021, Sec. 4).
+
+  Trained in two stages: stage one is an ordinary run with the base prior (e.g.
+  `build_prior.name = 'normal'` or 'mog'); stage two (`train.strategy =
+  @NoiseContrastive()`) loads that VAE and base prior, freezes them and trains only the
+  classifier by Eq. 3. `finalize` estimates Z = E_b[r(z)] for likelihood evaluation.
+  """
+
+  def __init__(self, latent_size, base_prior="normal", hidden_sizes=(100, 100),
+               activation="tanh", num_proposals=5000, name="ncp_prior"):
+    """Args:
+      latent_size: d.
+      base_prior: registry name of the base prior b (stage one's prior), or a `Prior`.
+      hidden_sizes, activation: classifier T = MLP[d - hidden - 1] (default as LARS's a(z)).
+      num_proposals: M of SIR sampling (Aneja et al.: 5,000).
+
+    Raises:
+      ValueError: num_proposals < 1, a base prior of another latent size.
+    """
+    super().__init__(latent_size, base_prior, hidden_sizes, activation, 0.0, num_proposals,
+                     name)
+
+  def log_normalizer(self):
+    """The evaluation estimate of log Z; NaN until `finalize` / `estimate_log_normalizer`."""
+    return self.evaluation_log_normalizer
+
+  def training_log_prob(self, z, log_posterior, seed=None):
+    """Stage one trains the VAE with the base prior: b(z) (the NCE stage does not use it)."""
+    return self.base.training_log_prob(z, log_posterior, seed=seed)
+
+  def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
+    """As `DensityRatioPrior.estimate_log_normalizer`, and stores log Z for `distribution()`."""
+    estimate = super().estimate_log_normalizer(num_samples, chunk_size, seed)
+    self.evaluation_log_normalizer.assign(tf.cast(estimate.log_normalizer, tf.float32))
+    return estimate
+
+  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
+    """Estimates log Z, the final NCE loss / JSD and SIR's effective sample size."""
+    results = normalizer_lib.as_metrics(self.estimate_log_normalizer(normalizer_samples, seed=seed))
+    results.update(self.evaluate_classifier(model, train_batches, seed))
+    results.update(self.sir_diagnostics(seed=seed))
+    if log_fn:
+      log_fn(f"log Z = {results['log_normalizer']:.4f} +- "
+             f"{results['log_normalizer_standard_error']:.1e} (S = "
+             f"{results['normalizer_samples']:.1e}); final NCE loss "
+             f"{results['nce_loss']:.4f}, JSD {results['jensen_shannon']:.4f} nats; SIR ESS "
+             f"{results['sir_effective_sample_size']:.1f} of M = {self.num_proposals}")
+    return results
+
+
+@gin.configurable
+@base.register("implicit")
+class ImplicitPrior(DensityRatioPrior):
+  """Implicit optimal prior p(z) = N(z; 0, I) exp(T(z)) ~ q(z) (Takahashi et al. 2019).
+
+  The VAE maximises Eq. 19, -KL(q(z|x) || N(0, I)) + E_q[log p(x|z) + T(z)], i.e. the ELBO
+  with log p(z) = log N(z) + T(z) and KL(q(z|x) || q(z)) estimated by Eq. 15. The gradient of T
+  with respect to the encoder is ignored (Eq. 21: zero in expectation at T = T*), and T is not
+  trained by the ELBO: `strategies.Alternating` trains it by Eq. 20 (Algorithm 1).
+
+  log Z is taken as 0 (the paper's "approximately" in Table 2); `finalize` estimates the
+  actual log Z = log E_N[exp T] and reports it. Sampling is ancestral sampling from the
+  aggregate posterior, as the paper says: `finalize` stores q(z|x_n) of `bank_size` training
+  examples and `sample` picks one at random and samples it; before that, SIR.
+  """
+
+  def __init__(self, latent_size, hidden_sizes=(500, 500), activation="tanh",
+               dropout_rate=0.5, bank_size=10000, num_proposals=5000, name="implicit_prior"):
+    """Args:
+      latent_size: d.
+      hidden_sizes, activation, dropout_rate: T = MLP[d - 500 - 500 - 1], tanh, dropout with
+        keep probability 0.5 while training (Takahashi Sec. 5.2).
+      bank_size: training examples whose posteriors are kept for sampling.
+      num_proposals: M of SIR (used only before the bank is filled).
+
+    Raises:
+      ValueError: bank_size < 1, num_proposals < 1, dropout_rate outside [0, 1).
+    """
+    super().__init__(latent_size, "normal", hidden_sizes, activation, dropout_rate,
+                     num_proposals, name)
+    if int(bank_size) < 1:
+      raise ValueError(f"bank_size must be >= 1, got {bank_size}.")
+    zeros = tf.zeros([int(bank_size), latent_size])
+    self.bank_loc = tf.Variable(zeros, trainable=False, name="aggregate_posterior_loc")
+    self.bank_scale = tf.Variable(tf.ones_like(zeros), trainable=False,
+                                  name="aggregate_posterior_scale")
+    self.bank_count = tf.Variable(0, trainable=False, name="aggregate_posterior_count")
+
+  def log_normalizer(self):
+    return tf.constant(0.0)
+
+  def training_log_prob(self, z, log_posterior, seed=None):
+    """log N(z; 0, I) + T(z), with T's output held constant (Eq. 19 and 21)."""
+    del log_posterior, seed
+    return (self.base.distribution().log_prob(z)
+            + tf.stop_gradient(self.log_ratio(tf.stop_gradient(z)))), {}
+
+  def sample(self, num_samples, seed=None):
+    """Ancestral samples of the aggregate posterior: n ~ U{1..N_bank}, z ~ q(z|x_n); SIR
+    from N(0, I) exp(T) while the bank is empty. Returns [num_samples, d]."""
+    seed_n, seed_z = base_split(seed)
+    count = tf.maximum(self.bank_count, 1)
+
+    def from_bank():
+      n = tf.random.stateless_uniform([num_samples], seed_n, 0, count, dtype=tf.int32)
+      eps = tf.random.stateless_normal([num_samples, self.latent_size], seed_z)
+      return tf.gather(self.bank_loc, n) + tf.gather(self.bank_scale, n) * eps
+
+    return tf.cond(self.bank_count > 0, from_bank,
+                   lambda: self.distribution().sample(num_samples, seed=seed_z))
+
+  def fill_bank(self, model, train_batches):
+    """Stores loc and scale of q(z|x) for the first `bank_size` training examples."""
+    locs, scales, size = [], [], int(self.bank_loc.shape[0])
+    count = 0
+    for x in train_batches:
+      q = model.encode_top(x)
+      locs.append(q.mean())
+      scales.append(q.stddev())
+      count += int(x.shape[0])
+      if count >= size:
+        break
+    count = min(count, size)
+    loc = tf.concat(locs, 0)[:count]
+    scale = tf.concat(scales, 0)[:count]
+    pad = [[0, size - count], [0, 0]]
+    self.bank_loc.assign(tf.pad(loc, pad))
+    self.bank_scale.assign(tf.pad(scale, pad, constant_values=1.0))
+    self.bank_count.assign(count)
+    return count
+
+  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
+    """Fills the aggregate-posterior bank; reports the actual log Z (the density uses 0), the
+    final NCE loss / JSD and SIR's effective sample size."""
+    results = {"aggregate_posterior_bank": self.fill_bank(model, train_batches)}
+    estimate = self.estimate_log_normalizer(normalizer_samples, seed=seed)
+    results.update({f"implicit_{k}": v for k, v in normalizer_lib.as_metrics(estimate).items()})
+    results.update(self.evaluate_classifier(model, train_batches, seed))
+    results.update(self.sir_diagnostics(seed=seed))
+    if log_fn:
+      log_fn(f"implicit prior: log Z taken as 0, estimated {results['implicit_log_normalizer']:.4f}"
+             f" +- {results['implicit_log_normalizer_standard_error']:.1e}; final NCE loss "
+             f"{results['nce_loss']:.4f}, JSD {results['jensen_shannon']:.4f} nats")
+    return results
+
