@@ -41,3 +41,32 @@ def clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
+
+
+def grid_chi_square(samples, cell_mass, edges, coarse):
+  """Pearson's chi-square test of 2-D samples against a density's cell masses on a grid.
+
+  Args:
+    samples: [N, 2] array.
+    cell_mass: [n, n] probabilities of the fine cells (e.g. midpoint-rule p(z) h^2; first
+      index z1), summing to about 1.
+    edges: [n + 1] cell edges along each axis.
+    coarse: the test bins are coarse x coarse blocks of fine cells (n divisible by coarse).
+
+  Coarse bins with fewer than 5 expected samples are pooled with the outside of the grid.
+
+  Returns:
+    (p-value, number of bins).
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  samples = np.asarray(samples)
+  num_samples, n = len(samples), len(edges) - 1
+  counts, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=[edges[::coarse]] * 2)
+  probs = cell_mass.reshape(n // coarse, coarse, n // coarse, coarse).sum(axis=(1, 3))
+  counts, probs = counts.ravel(), probs.ravel()
+  small = probs * num_samples < 5
+  observed = np.append(counts[~small], counts[small].sum() + num_samples - counts.sum())
+  expected = np.append(probs[~small], probs[small].sum() + max(1.0 - probs.sum(), 0.0))
+  expected = expected / expected.sum() * num_samples
+  return stats.chisquare(observed, expected)[1], len(observed)

@@ -3,11 +3,14 @@
 Registry names: 'normal' (`StandardNormalPrior`), 'lars' (`LarsPrior`), 'realnvp'
 (`RealNVPPrior`, LARS C.2), 'rnvp' (`XuRealNVPPrior`, Xu et al. B.2), 'maf' (`MAFPrior`,
 LARS C.2). Flow priors share `FlowPrior`.
+Mixture baselines: 'mog' (`MixtureOfGaussiansPrior`), 'vamp' (`VampPrior`, Tomczak & Welling
+2018; built from the model's encoder).
 """
 from tfp_priors.priors.base import Prior, build_prior, register
 from tfp_priors.priors.flow import FlowPrior
 from tfp_priors.priors.lars import LarsPrior
 from tfp_priors.priors.maf import MAFPrior
+from tfp_priors.priors.mixture import MixtureOfGaussiansPrior, VampPrior
 from tfp_priors.priors.normal import StandardNormalPrior
 from tfp_priors.priors.realnvp import RealNVPPrior
 from tfp_priors.priors.xu_realnvp import XuRealNVPPrior
