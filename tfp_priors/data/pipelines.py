@@ -1,6 +1,6 @@
-"""tf.data input pipelines for binary MNIST variants.
+"""tf.data input pipelines: binary MNIST variants, OneHot and Frey Faces.
 
-Two data sets (`DATASET_NAMES`):
+Four data sets (`DATASET_NAMES`):
   * 'dynamic_mnist': LeCun MNIST, 50k/10k/10k. Training images are
     re-binarized every epoch: each pixel is an independent Bernoulli draw
     with the grey value (in [0, 1]) as probability, fresh bits every epoch,
@@ -9,9 +9,14 @@ Two data sets (`DATASET_NAMES`):
     numpy seeds, independent of `seed`, so every run evaluates on the same
     bits.
   * 'static_mnist': Larochelle's fixed binarization, 50k/10k/10k, as given.
+  * 'onehot': the four 4-dim one-hot vectors of Mescheder et al. (2017), 1,000 / 100 / 1,000
+    (Takahashi et al. 2019, Table 1); see `onehot.load_onehot`. Binary, image shape (1, 4, 1).
+  * 'frey_faces': Frey Faces, 1,565 / 200 / 200 with a fixed-seed split (Takahashi et al.
+    2019, Table 1), continuous grey values / 255 in [0, 1], never binarized; image shape
+    (28, 20, 1); see `frey_faces.load_frey_faces`.
 
-All examples are flat float32 vectors of 784 values in {0, 1}
-(reshape to `IMAGE_SHAPE` = (28, 28, 1) for images).
+All examples are flat float32 vectors of `Datasets.event_size` values (784 for MNIST;
+reshape to `Datasets.image_shape`, (28, 28, 1) for MNIST, for images).
 """
 
 from typing import NamedTuple, Tuple
@@ -20,12 +25,21 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfp_priors.data import frey_faces
+from tfp_priors.data import onehot
 from tfp_priors.data.mnist import load_mnist
 from tfp_priors.data.static_mnist import load_static_mnist
 
-DATASET_NAMES = ('dynamic_mnist', 'static_mnist')
+DATASET_NAMES = ('dynamic_mnist', 'static_mnist', 'onehot', 'frey_faces')
 IMAGE_SHAPE = (28, 28, 1)
 EVENT_SIZE = 784
+# (image_shape, event_size) of each data set.
+_SHAPES = {
+    'dynamic_mnist': (IMAGE_SHAPE, EVENT_SIZE),
+    'static_mnist': (IMAGE_SHAPE, EVENT_SIZE),
+    'onehot': (onehot.IMAGE_SHAPE, onehot.EVENT_SIZE),
+    'frey_faces': (frey_faces.IMAGE_SHAPE, frey_faces.EVENT_SIZE),
+}
 # Fixed seeds for the one-off binarization of dynamic MNIST's eval splits.
 VALID_BINARIZATION_SEED = 1
 TEST_BINARIZATION_SEED = 0
@@ -35,19 +49,21 @@ class Datasets(NamedTuple):
   """Input pipelines and facts about one data set.
 
   Attributes:
-    train: infinite tf.data.Dataset of float32 (batch_size, 784) batches in
-      {0, 1}, reshuffled (and for dynamic MNIST re-binarized) every epoch;
-      the last incomplete batch of each epoch is dropped.
-    valid: finite dataset of float32 (<= eval_batch_size, 784) batches, in
-      file order.
+    train: infinite tf.data.Dataset of float32 (batch_size, event_size) batches
+      in {0, 1} (in [0, 1] for frey_faces), reshuffled (and for dynamic MNIST
+      re-binarized) every epoch; the last incomplete batch of each epoch is
+      dropped.
+    valid: finite dataset of float32 (<= eval_batch_size, event_size) batches,
+      in file (split) order.
     test: same as valid, for the test split.
     num_train, num_valid, num_test: number of examples in each split.
-    train_mean: float32 (784,), per-pixel mean of the training images (grey
-      values for dynamic MNIST, i.e. the Bernoulli mean of the binarized
+    train_mean: float32 (event_size,), per-pixel mean of the training images
+      (grey values for dynamic MNIST, i.e. the Bernoulli mean of the binarized
       pixels), e.g. for initializing a decoder's output bias.
     name: data set name.
-    image_shape: (28, 28, 1).
-    event_size: 784.
+    image_shape: (height, width, channels) of one example: (28, 28, 1) for
+      MNIST, (1, 4, 1) for onehot, (28, 20, 1) for frey_faces.
+    event_size: pixels per example, the product of image_shape: 784, 4, 560.
   """
   train: tf.data.Dataset
   valid: tf.data.Dataset
@@ -115,13 +131,16 @@ def _eval(images, batch_size):
 @gin.configurable
 def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
                   allow_download=True, eval_batch_size=None, start_step=0):
-  """Builds train/valid/test tf.data pipelines for a binary MNIST variant.
+  """Builds train/valid/test tf.data pipelines for one data set.
 
   Args:
-    name: one of DATASET_NAMES ('dynamic_mnist', 'static_mnist').
+    name: one of DATASET_NAMES ('dynamic_mnist', 'static_mnist', 'onehot',
+      'frey_faces').
     batch_size: training batch size.
     data_dir: data directory passed to the loader (see `load_mnist`,
-      `load_static_mnist`); None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors.
+      `load_static_mnist`, `frey_faces.load_frey_faces`; onehot needs none);
+      None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors (static MNIST and
+      Frey Faces then also look in <repo>/../shared/data).
     seed: int seed of training shuffling and dynamic binarization; the same
       seed gives the same stream of batches.
     allow_download: whether `load_mnist` may fetch missing files.
@@ -137,7 +156,7 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
   """
   if name not in DATASET_NAMES:
     raise ValueError(f'Unknown data set {name!r}; valid names: '
-                     f'{", ".join(DATASET_NAMES)}.')
+                     f'{", ".join(DATASET_NAMES)} (gin: make_datasets.name).')
   eval_batch_size = eval_batch_size or batch_size
   if name == 'dynamic_mnist':
     data = load_mnist(data_dir, allow_download=allow_download)
@@ -145,10 +164,18 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
     valid = binarize_numpy(data['valid'], VALID_BINARIZATION_SEED)
     test = binarize_numpy(data['test'], TEST_BINARIZATION_SEED)
   else:
-    data = load_static_mnist(data_dir)
+    # Fixed data (no dynamic binarization): static MNIST bits, one-hot vectors, or Frey
+    # Faces' continuous grey values.
+    if name == 'static_mnist':
+      data = load_static_mnist(data_dir)
+    elif name == 'onehot':
+      data = onehot.load_onehot()
+    else:
+      data = frey_faces.load_frey_faces(data_dir)
     train = _train_stream(data['train'], batch_size, seed, start_step,
                           binarize=False)
     valid, test = data['valid'], data['test']
+  image_shape, event_size = _SHAPES[name]
   return Datasets(
       train=train.prefetch(tf.data.AUTOTUNE),
       valid=_eval(valid, eval_batch_size),
@@ -157,4 +184,6 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
       num_valid=len(valid),
       num_test=len(test),
       train_mean=data['train'].mean(axis=0).astype(np.float32),
-      name=name)
+      name=name,
+      image_shape=image_shape,
+      event_size=event_size)
