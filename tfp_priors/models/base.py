@@ -34,18 +34,40 @@ def bernoulli_log_likelihood(logits, x):
                                               logits=logits), axis=-1)
 
 
-def single_latent_forward(encoder_output, logits_fn, x, num_samples, seed):
-  """`Forward` of a one-latent-layer VAE with q(z|x) = N(mean, std) and Bernoulli p(x|z).
+def gaussian_log_likelihood(mean_and_log_variance, x):
+  """log N(x; mean, diag(exp(log_variance))) summed over pixels, in nats.
 
   Args:
-    encoder_output: [B, 2d] mean and log std. logits_fn: z [K, B, d] -> logits [K, B, D].
+    mean_and_log_variance: [K, B, 2D], the mean [..., :D] and the log variance [..., D:] of
+      each pixel (the decoder output of a Gaussian-likelihood VAE, Takahashi et al. 2019,
+      Sec. 5.2).
+    x: [B, D] continuous data.
+
+  Returns:
+    [K, B]: sum_i -0.5 * (log(2 pi) + log_variance_i + (x_i - mean_i)^2 / variance_i).
+  """
+  mean, log_variance = tf.split(mean_and_log_variance, 2, axis=-1)
+  return -0.5 * tf.reduce_sum(
+      np.log(2.0 * np.pi) + log_variance + tf.square(x - mean) * tf.exp(-log_variance),
+      axis=-1)
+
+
+def single_latent_forward(encoder_output, logits_fn, x, num_samples, seed,
+                          log_likelihood_fn=bernoulli_log_likelihood):
+  """`Forward` of a one-latent-layer VAE with q(z|x) = N(mean, std).
+
+  Args:
+    encoder_output: [B, 2d] mean and log std.
+    logits_fn: z [K, B, d] -> decoder output [K, B, ...]: Bernoulli logits [K, B, D] for the
+      default likelihood, whatever `log_likelihood_fn` takes otherwise.
     x: [B, D]. num_samples: K. seed: stateless seed or None.
+    log_likelihood_fn: (decoder output, x) -> log p(x|z) [K, B] in nats:
+      `bernoulli_log_likelihood` (default) or `gaussian_log_likelihood`.
   """
   posterior = diagonal_normal(encoder_output)
   z = posterior.sample(num_samples, seed=seed)
   zeros = tf.zeros(tf.shape(z)[:-1])
-  return Forward(z, posterior.log_prob(z), bernoulli_log_likelihood(logits_fn(z), x), zeros,
-                 zeros)
+  return Forward(z, posterior.log_prob(z), log_likelihood_fn(logits_fn(z), x), zeros, zeros)
 
 
 def output_bias(train_mean):

@@ -2,4 +2,5 @@
 from tfp_priors.nets.conv import ConvBlock
 from tfp_priors.nets.conv import ConvDecoder
 from tfp_priors.nets.conv import ConvEncoder
+from tfp_priors.nets.gated import GatedMLP
 from tfp_priors.nets.mlp import MLP
