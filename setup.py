@@ -21,6 +21,7 @@ setuptools.setup(
         "absl-py==2.5.1",
         "scipy",
         "numpy",
+        "matplotlib==3.11.2",  # trainers/plot_onehot.py (Takahashi Figure 1)
     ],
     extras_require={"test": ["pytest"]},
 )
