@@ -247,3 +247,54 @@ def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(
   out = loaded.signatures["sample"](num_samples=tf.constant(5), seed=tf.constant(1))
   assert out["images"].shape == (5, 28, 28, 1)
   assert "sample_langevin" in loaded.signatures
+
+
+def test_hierarchical_ncp_trains_one_classifier_per_group_in_one_pass_and_samples_by_sir(
+    tmp_path_factory):
+  stage_one_hvae = tmp_path_factory.mktemp("stage_one_hvae")
+  train_tiny(stage_one_hvae, "hvae_standard", ["train.num_steps = 10"], **NO_EVAL)
+  before = _model_variables(stage_one_hvae)
+  workdir = tmp_path_factory.mktemp("hncp")
+  results = train_tiny(workdir, "hierarchical_ncp_hvae", [
+      "HierarchicalNCPPrior.hidden_sizes = (16,)", "HierarchicalNCPPrior.num_proposals = 50",
+      "HierarchicalNCPPrior.lower_num_proposals = 20", "train.num_steps = 20",
+      f"NoiseContrastive.pretrained_workdir = '{stage_one_hvae}'"])
+  after = _model_variables(workdir)
+  for k in before:
+    np.testing.assert_array_equal(before[k], after[k], err_msg=k)
+  for group in (1, 2):
+    loss = results[f"nce_loss_group_{group}"]
+    assert results[f"jensen_shannon_group_{group}"] == pytest.approx(math.log(2) - loss / 2)
+  assert results["nce_loss"] == pytest.approx(
+      results["nce_loss_group_1"] + results["nce_loss_group_2"], rel=1e-5)
+  assert np.isfinite(results["nll"]) and np.isfinite(results["log_normalizer"])
+  loaded = tf.saved_model.load(str(workdir / "export"))
+  out = loaded.signatures["sample"](num_samples=tf.constant(4), seed=tf.constant(0))
+  assert out["images"].shape == (4, 28, 28, 1)
+
+
+def test_hierarchical_ncp_gradients_reach_both_classifiers_only_and_lower_sir_reweights():
+  from tfp_priors.models import HVAE  # pylint: disable=g-import-not-at-top
+  from tfp_priors.priors import HierarchicalNCPPrior  # pylint: disable=g-import-not-at-top
+  tf_keras.utils.set_random_seed(0)
+  model = HVAE(input_size=6, latent_size=2, hidden_size=8)
+  prior = HierarchicalNCPPrior(2, model=model, hidden_sizes=(8,), lower_num_proposals=400)
+  assert not {v.ref() for v in prior.trainable_variables} & {
+      v.ref() for v in model.trainable_variables}
+  x = tf.constant(np.random.RandomState(0).binomial(1, 0.5, (16, 6)), tf.float32)
+  variables = prior.objective_variables("noise_contrastive")
+  with tf.GradientTape() as tape:
+    loss, _ = prior.noise_contrastive_loss(model, x, seed=[1, 2])
+  grads = tape.gradient(loss, variables + list(model.trainable_variables))
+  assert all(g is not None for g in grads[:len(variables)])
+  assert all(g is None for g in grads[len(variables):])
+  with pytest.raises(ValueError, match="hierarchical model"):
+    HierarchicalNCPPrior(2, model=VAE(input_size=6, latent_size=2, hidden_sizes=(8,)))
+  # decode's SIR over p(z1|z2): with r_1 favouring z1[0] > 0 it picks z1 there (p alone: half).
+  prior.lower_log_ratio = lambda z1, z2: 5.0 * tf.sign(z1[..., 0])
+
+  class _Echo:
+    likelihood_mean = staticmethod(lambda z1, z2: z1)
+
+  z1 = prior.decode(_Echo(), tf.zeros([200, 2]), seed=[3, 4])
+  assert float(tf.reduce_mean(tf.cast(z1[:, 0] > 0, tf.float32))) > 0.95

@@ -50,7 +50,7 @@ class _Exported(tf.Module):
       self._signature_fns["sample_langevin"] = sample_langevin
 
   def _decode(self, z, seed):
-    images = self.model.decode(z, seed=seed)
+    images = self.prior.decode(self.model, z, seed=seed)
     return {"images": tf.reshape(images, [-1] + self.image_shape), "latents": z}
 
 

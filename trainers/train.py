@@ -334,6 +334,7 @@ def _sample_summary(model, prior, image_shape, step, num=64):
     tf.summary.scalar("sampler_acceptance_rate", result.acceptance_rate, step=step)
   else:
     z = prior.sample(num, seed=seed)
-  images = tf.reshape(model.decode(z, seed=[1, step % (2**31 - 1)]), [-1] + list(image_shape))
+  images = tf.reshape(prior.decode(model, z, seed=[1, step % (2**31 - 1)]),
+                      [-1] + list(image_shape))
   tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
 

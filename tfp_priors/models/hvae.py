@@ -69,5 +69,24 @@ class HVAE(tf.Module):
 
   def decode(self, z_top, seed=None):
     """Samples z1 ~ p(z1|z2) and returns p(x|z1, z2) probabilities: [N, d] -> [N, 784]."""
-    z1 = base.diagonal_normal(self.p_z1(z_top)).sample(seed=seed)
-    return tf.sigmoid(self.p_x(z1, z_top))
+    z1 = self.conditional_prior(z_top).sample(seed=seed)
+    return self.likelihood_mean(z1, z_top)
+
+  # The pieces hierarchical NCP (Aneja et al. Sec. 4.4) reweights, group by group.
+  def posterior_lower(self, x, z2):
+    """q(z1|x, z2): x [B, D], z2 [..., B, d] -> diagonal Normal, batch [..., B], event [d]."""
+    return base.diagonal_normal(self.q_z1(x, z2))
+
+  def conditional_prior(self, z2):
+    """p(z1|z2): z2 [..., d] -> diagonal Normal, batch [...], event [d]."""
+    return base.diagonal_normal(self.p_z1(z2))
+
+  def prior_context(self, z2):
+    """c(z2): the last hidden layer of p(z1|z2)'s MLP, [..., d] -> [..., hidden_size]; the
+    context of the lower group's NCP classifier (Aneja Sec. 4.4: the representation stage
+    one learned, not a new one)."""
+    return self.p_z1.hidden(z2)
+
+  def likelihood_mean(self, z1, z2):
+    """p(x|z1, z2) pixel probabilities: [N, d], [N, d] -> [N, 784]."""
+    return tf.sigmoid(self.p_x(z1, z2))

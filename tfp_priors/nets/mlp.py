@@ -38,3 +38,11 @@ class MLP(tf.Module):
     batch_shape = tf.shape(x)[:-1]
     y = self.net(tf.reshape(x, [-1, self.input_size]), training=training)
     return tf.reshape(y, tf.concat([batch_shape, [self.output_size]], 0))
+
+  def hidden(self, x):
+    """The last hidden layer's activations (dropout off): [..., input_size] -> [..., h]."""
+    batch_shape = tf.shape(x)[:-1]
+    y = tf.reshape(x, [-1, self.input_size])
+    for layer in self.net.layers[:-1]:
+      y = layer(y, training=False)
+    return tf.reshape(y, tf.concat([batch_shape, tf.shape(y)[-1:]], 0))

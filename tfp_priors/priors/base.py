@@ -70,6 +70,11 @@ class Prior(tf.Module):
     the implicit prior samples its aggregate posterior instead)."""
     return self.distribution().sample(num_samples, seed=seed)
 
+  def decode(self, model, z_top, seed=None):
+    """Data-space means for prior samples z_top [N, d] (default `model.decode`; hierarchical
+    NCP also reweights the lower group)."""
+    return model.decode(z_top, seed=seed)
+
   def objective_variables(self, objective):
     """The variables a training phase with `objective` ('elbo', 'maximum_likelihood',
     'noise_contrastive') updates; all trainable variables unless a prior says otherwise."""

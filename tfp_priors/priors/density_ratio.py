@@ -51,6 +51,13 @@ def noise_contrastive_loss(logits_data, logits_noise):
   return loss, tf.reduce_mean(correct)
 
 
+def nce_statistics(logits_data, logits_noise, suffix=""):
+  """(loss, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'} + suffix) of one group."""
+  loss, accuracy = noise_contrastive_loss(logits_data, logits_noise)
+  return loss, {f"nce_loss{suffix}": loss, f"jensen_shannon{suffix}": jensen_shannon(loss),
+                f"classifier_accuracy{suffix}": accuracy}
+
+
 def jensen_shannon(loss):
   """JSD(q || b) = log 2 - L / 2 in nats from the NCE loss of `noise_contrastive_loss` (exact
   at the optimal classifier; a lower bound otherwise; Goodfellow et al. 2014)."""
@@ -109,12 +116,13 @@ class DensityRatioPrior(base.Prior):
       return list(self.classifier.trainable_variables)
     return list(self.trainable_variables)
 
-  def noise_contrastive_loss(self, model, x, seed=None):
+  def noise_contrastive_loss(self, model, x, seed=None, training=True):
     """NCE loss of Eq. 3 on one batch: z ~ q(z|x) (ancestral sampling of q(z), x from the
     data) against as many base samples; gradients reach the classifier only.
 
     Args:
       model: a model with `encode_top`. x: [B, D] data. seed: stateless seed.
+      training: apply the classifier's dropout.
 
     Returns:
       (loss scalar in nats, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'}).
@@ -123,24 +131,24 @@ class DensityRatioPrior(base.Prior):
     z_data = tf.stop_gradient(model.encode_top(x).sample(seed=seed_q))
     z_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z_data)[0],
                                                                seed=seed_b))
-    logits = self.log_ratio(tf.concat([z_data, z_noise], 0), training=True)
-    logits_data, logits_noise = tf.split(logits, 2)
-    loss, accuracy = noise_contrastive_loss(logits_data, logits_noise)
-    return loss, {"nce_loss": loss, "jensen_shannon": jensen_shannon(loss),
-                  "classifier_accuracy": accuracy}
+    logits = self.log_ratio(tf.concat([z_data, z_noise], 0), training=training)
+    return nce_statistics(*tf.split(logits, 2))
 
   def evaluate_classifier(self, model, train_batches, seed=0):
-    """Final NCE loss L and JSD = log 2 - L/2 (Aneja Sec. 5.4) over `train_batches`, without
-    dropout. Returns dict of floats (nats)."""
-    losses = []
+    """The NCE statistics (final loss L, JSD = log 2 - L/2, Aneja Sec. 5.4) averaged over
+    `train_batches`, without dropout. Returns dict of floats (nats)."""
+    totals, count = {}, 0
     for i, x in enumerate(train_batches):
-      seed_q, seed_b = base_split(tf.constant([seed, i], tf.int32))
-      z_data = model.encode_top(x).sample(seed=seed_q)
-      z_noise = self.base.distribution().sample(tf.shape(z_data)[0], seed=seed_b)
-      losses.append(float(noise_contrastive_loss(self.log_ratio(z_data),
-                                                 self.log_ratio(z_noise))[0]))
-    loss = float(np.mean(losses))
-    return {"nce_loss": loss, "jensen_shannon": float(jensen_shannon(loss))}
+      _, stats = self.noise_contrastive_loss(model, x, seed=tf.constant([seed, i], tf.int32),
+                                             training=False)
+      for k, v in stats.items():
+        totals[k] = totals.get(k, 0.0) + float(v)
+      count += 1
+    means = {k: v / max(count, 1) for k, v in totals.items()}
+    # JSD of the mean loss (the estimate at the final classifier), not the mean of JSDs.
+    for k in [k for k in means if k.startswith("nce_loss")]:
+      means[k.replace("nce_loss", "jensen_shannon")] = float(jensen_shannon(means[k]))
+    return means
 
   def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
     """Z = E_b[r(z)] from S base samples (the LARS evaluation estimator, float64 sums).

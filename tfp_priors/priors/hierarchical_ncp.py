@@ -1,0 +1,107 @@
+"""Hierarchical NCP on the two-group HVAE (Aneja et al. 2021, Sec. 4.4, Eq. 4).
+
+One classifier per latent group: D_2(z2) for the top group against N(0, I), and D_1(z1, c(z2))
+for the lower group against p(z1|z2), conditioned on the context c(z2) that stage one's
+p(z1|z2) network already extracts (the last hidden layer of its MLP). Both are trained in one
+pass on the same x and the same posterior sample z2 ~ q(z2|x) (Eq. 4: the lower group's
+aggregate-posterior and base samples share z_<k). Ancestral sampling uses SIR in each group.
+"""
+import gin
+import tensorflow as tf
+
+from tfp_priors.nets import MLP
+from tfp_priors.priors import base
+from tfp_priors.priors import density_ratio
+
+
+@gin.configurable
+@base.register("hierarchical_ncp")
+class HierarchicalNCPPrior(density_ratio.NCPPrior):
+  """p_NCP(z1, z2) with r_2(z2) N(z2; 0, I) for the top group and r_1(z1|z2) p(z1|z2) below.
+
+  Likelihood evaluation (`distribution()`, the test NLL, `log_prob` of the export) reweights
+  the top group only: p(z2) = r_2(z2) N(z2) / Z_2 with Z_2 = E_N[r_2] estimated by `finalize`,
+  and p(z1|z2) of stage one, which is an exactly normalised model. The paper's product over
+  both groups has one normaliser E_p[r_2 r_1] over the whole hierarchy and is used here for
+  sampling: `sample` draws z2 by SIR and `decode` draws z1 ~ r_1 p(z1|z2) by SIR per z2.
+  """
+
+  requires_model = True
+
+  def __init__(self, latent_size, model, hidden_sizes=(100, 100), activation="tanh",
+               num_proposals=5000, lower_num_proposals=500, name="hierarchical_ncp_prior"):
+    """Args:
+      latent_size: d of z2. model: the HVAE (needs `posterior_lower`, `conditional_prior`,
+        `prior_context`, `likelihood_mean`).
+      hidden_sizes, activation: both classifiers' hidden layers.
+      num_proposals: M of SIR for z2; lower_num_proposals: M for z1 given each z2 (memory is
+        O(N M d) for N samples).
+
+    Raises:
+      ValueError: a model without the lower group's pieces (not an HVAE), M < 1.
+    """
+    missing = [m for m in ("posterior_lower", "conditional_prior", "prior_context",
+                           "likelihood_mean") if not hasattr(model, m)]
+    if missing:
+      raise ValueError(f"hierarchical NCP needs a hierarchical model (train.model_fn = @HVAE); "
+                       f"{type(model).__name__} lacks {missing}. Use 'ncp' for one latent group.")
+    if int(lower_num_proposals) < 1:
+      raise ValueError(f"SIR needs at least one proposal; got lower_num_proposals="
+                       f"{lower_num_proposals}.")
+    super().__init__(latent_size, "normal", hidden_sizes, activation, num_proposals, name)
+    self.lower_num_proposals = int(lower_num_proposals)
+    context_size = int(model.prior_context(tf.zeros([1, latent_size])).shape[-1])
+    lower_size = int(model.conditional_prior(tf.zeros([1, latent_size])).event_shape[-1])
+    self.lower_classifier = MLP(lower_size + context_size, hidden_sizes, 1,
+                                activation=activation, name="lower_classifier")
+    # Closures, not attributes: the model's variables must not become the prior's.
+    self._conditional_prior = model.conditional_prior
+    self._context = model.prior_context
+
+  def lower_log_ratio(self, z1, z2):
+    """log r_1(z1|z2) = T_1(z1, c(z2)): z1 [..., d1], z2 [..., d] -> [...] nats."""
+    context = tf.stop_gradient(self._context(z2))
+    context = tf.broadcast_to(context, tf.concat([tf.shape(z1)[:-1], tf.shape(context)[-1:]], 0))
+    return self.lower_classifier(tf.concat([z1, context], -1))[..., 0]
+
+  def objective_variables(self, objective):
+    if objective == density_ratio.NOISE_CONTRASTIVE:
+      return (list(self.classifier.trainable_variables)
+              + list(self.lower_classifier.trainable_variables))
+    return list(self.trainable_variables)
+
+  def noise_contrastive_loss(self, model, x, seed=None, training=True):
+    """Eq. 4 for both groups in one pass; the loss is their sum.
+
+    Returns:
+      (loss scalar, stats: 'nce_loss' (sum), and per group k = 1 (z2, top), 2 (z1):
+      'nce_loss_group_k', 'jensen_shannon_group_k', 'classifier_accuracy_group_k').
+    """
+    del training  # no dropout here
+    seeds = tf.unstack(tf.random.experimental.stateless_split(
+        tf.constant([0, 0]) if seed is None else seed, 4))
+    z2 = tf.stop_gradient(model.encode_top(x).sample(seed=seeds[0]))
+    z2_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z2)[0], seed=seeds[1]))
+    logits_top = self.log_ratio(tf.concat([z2, z2_noise], 0))
+    loss_top, stats = density_ratio.nce_statistics(*tf.split(logits_top, 2), suffix="_group_1")
+    z1 = tf.stop_gradient(model.posterior_lower(x, z2).sample(seed=seeds[2]))
+    z1_noise = tf.stop_gradient(self._conditional_prior(z2).sample(seed=seeds[3]))
+    logits_lower = self.lower_log_ratio(tf.concat([z1, z1_noise], 0), tf.concat([z2, z2], 0))
+    loss_lower, lower_stats = density_ratio.nce_statistics(*tf.split(logits_lower, 2),
+                                                           suffix="_group_2")
+    stats.update(lower_stats)
+    loss = loss_top + loss_lower
+    stats["nce_loss"] = loss
+    return loss, stats
+
+  def decode(self, model, z_top, seed=None):
+    """z1 ~ r_1(z1|z2) p(z1|z2) by SIR with `lower_num_proposals` per z2, then p(x|z1, z2)
+    means: z_top [N, d] -> [N, D]."""
+    seed = tf.constant([0, 0]) if seed is None else seed
+    seed_proposals, seed_pick = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    proposals = self._conditional_prior(z_top).sample(self.lower_num_proposals,
+                                                      seed=seed_proposals)  # [M, N, d1]
+    log_w = self.lower_log_ratio(proposals, z_top)  # [M, N]
+    index = tf.random.stateless_categorical(tf.transpose(log_w), 1, seed_pick)[:, 0]
+    z1 = tf.gather(tf.transpose(proposals, [1, 0, 2]), index, batch_dims=1)
+    return model.likelihood_mean(z1, z_top)
