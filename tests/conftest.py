@@ -36,6 +36,15 @@ def train_tiny(workdir, config, bindings=(), **kwargs):
   return train.train(str(workdir), **kwargs)
 
 
+def checkpoint_variables(workdir, prefixes=("model/", "prior/")):
+  """{name: value} of the latest checkpoint in workdir/checkpoints, for the variables whose
+  names start with one of `prefixes` (optimizer slots excluded)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+          if k.startswith(tuple(prefixes)) and "OPTIMIZER_SLOT" not in k}
+
+
 @pytest.fixture(autouse=True)
 def clean_gin():
   gin.clear_config()

@@ -2,7 +2,6 @@
 al. 2019): the classifier learns log q - log p, the NCP density normalises with its estimated
 Z, the alternating and two-stage schedules train only what they should."""
 import math
-import os
 
 import gin
 import numpy as np
@@ -11,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tests.conftest import checkpoint_variables
 from tests.conftest import train_tiny
 from tfp_priors.models import VAE
 from tfp_priors.priors import ImplicitPrior, NCPPrior, density_ratio
@@ -191,12 +191,6 @@ def stage_one(tmp_path_factory):
   return workdir
 
 
-def _model_variables(workdir):
-  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}
-
-
 NCP_TINY = ["NCPPrior.hidden_sizes = (16,)", "NCPPrior.num_proposals = 50"]
 
 
@@ -205,7 +199,8 @@ def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(
   results = train_tiny(tmp_path, "ncp_vae", NCP_TINY + [
       "train.num_steps = 30", f"NoiseContrastive.pretrained_workdir = '{stage_one}'"])
   assert results["strategy"] == "noise_contrastive"
-  before, after = _model_variables(stage_one), _model_variables(tmp_path)
+  before = checkpoint_variables(stage_one, ["model/"])
+  after = checkpoint_variables(tmp_path, ["model/"])
   assert before.keys() == after.keys() and before
   for k in before:
     np.testing.assert_array_equal(before[k], after[k], err_msg=k)
@@ -253,13 +248,13 @@ def test_hierarchical_ncp_trains_one_classifier_per_group_in_one_pass_and_sample
     tmp_path_factory):
   stage_one_hvae = tmp_path_factory.mktemp("stage_one_hvae")
   train_tiny(stage_one_hvae, "hvae_standard", ["train.num_steps = 10"], **NO_EVAL)
-  before = _model_variables(stage_one_hvae)
+  before = checkpoint_variables(stage_one_hvae, ["model/"])
   workdir = tmp_path_factory.mktemp("hncp")
   results = train_tiny(workdir, "hierarchical_ncp_hvae", [
       "HierarchicalNCPPrior.hidden_sizes = (16,)", "HierarchicalNCPPrior.num_proposals = 50",
       "HierarchicalNCPPrior.lower_num_proposals = 20", "train.num_steps = 20",
       f"NoiseContrastive.pretrained_workdir = '{stage_one_hvae}'"])
-  after = _model_variables(workdir)
+  after = checkpoint_variables(workdir, ["model/"])
   for k in before:
     np.testing.assert_array_equal(before[k], after[k], err_msg=k)
   for group in (1, 2):

@@ -1,5 +1,4 @@
 """Training strategies (joint, post-hoc, iterative), learning-rate schedules, weight decay."""
-import os
 
 import gin
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import SLICE_DIR
+from tests.conftest import checkpoint_variables
 from tests.conftest import train_tiny as _train
 from tfp_priors import objectives
 from tfp_priors.data import pipelines
@@ -17,12 +17,6 @@ from trainers import strategies
 from trainers import train as train_lib
 
 NO_EVAL = dict(evaluate=False, export=False)
-
-
-def _checkpoint(workdir):
-  reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
-  return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-          if k.startswith(("model/", "prior/")) and "OPTIMIZER_SLOT" not in k}
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +31,24 @@ def pretrained(tmp_path_factory):
 @pytest.mark.parametrize("objective", ["elbo", "maximum_likelihood"])
 def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical(
     tmp_path, pretrained, objective):
-  before = _checkpoint(pretrained)
+  before = checkpoint_variables(pretrained)
   results = _train(tmp_path, "lars_vae", [
       "train.num_steps = 15", "train.strategy = @PostHoc()",
       f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
       **NO_EVAL)
   assert results["strategy"] == "post_hoc"
-  after = _checkpoint(tmp_path)
+  after = checkpoint_variables(tmp_path)
   model_keys = [k for k in before if k.startswith("model/")]
   assert len(model_keys) == 8  # VAE.hidden_sizes = (32,): 2 x (2 dense layers x kernel, bias)
   for k in model_keys:
     np.testing.assert_array_equal(before[k], after[k], err_msg=k)
   # The prior did train: its variables differ from an untrained run's with the same seed.
   _train(tmp_path / "untrained", "lars_vae", ["train.num_steps = 0"], **NO_EVAL)
-  untrained = _checkpoint(tmp_path / "untrained")
+  untrained = checkpoint_variables(tmp_path / "untrained")
   prior_keys = [k for k in after if k.startswith("prior/acceptance_net")]
   assert prior_keys and all(not np.array_equal(after[k], untrained[k]) for k in prior_keys)
-  assert _checkpoint(pretrained).keys() == before.keys()  # the pretrained workdir is only read
+  # The pretrained workdir is only read.
+  assert checkpoint_variables(pretrained).keys() == before.keys()
 
 
 def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(
@@ -170,7 +165,8 @@ def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pret
         "train.num_steps = 8", "train.strategy = @PostHoc()",
         f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
         **NO_EVAL)
-  elbo, ml = _checkpoint(tmp_path / "elbo"), _checkpoint(tmp_path / "maximum_likelihood")
+  elbo = checkpoint_variables(tmp_path / "elbo")
+  ml = checkpoint_variables(tmp_path / "maximum_likelihood")
   prior_keys = [k for k in elbo if k.startswith("prior/acceptance_net")]
   assert prior_keys
   for k in prior_keys:

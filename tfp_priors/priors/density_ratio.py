@@ -23,6 +23,7 @@ import tensorflow_probability as tfp
 
 from tfp_priors import distributions
 from tfp_priors.estimators import normalizer as normalizer_lib
+from tfp_priors.models import base as model_base
 from tfp_priors.nets import MLP
 from tfp_priors.priors import base
 
@@ -127,7 +128,7 @@ class DensityRatioPrior(base.Prior):
     Returns:
       (loss scalar in nats, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'}).
     """
-    seed_q, seed_b = base_split(seed)
+    seed_q, seed_b = model_base.split_seed(seed)
     z_data = tf.stop_gradient(model.encode_top(x).sample(seed=seed_q))
     z_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z_data)[0],
                                                                seed=seed_b))
@@ -161,10 +162,6 @@ class DensityRatioPrior(base.Prior):
     result = self.distribution().sample_with_diagnostics(num_samples, seed=[seed, 2])
     return {"sir_effective_sample_size": float(tf.reduce_mean(result.effective_sample_size)),
             "sir_num_proposals": self.num_proposals}
-
-
-def base_split(seed):
-  return (None, None) if seed is None else tfp.random.split_seed(seed, 2)
 
 
 @gin.configurable
@@ -270,7 +267,7 @@ class ImplicitPrior(DensityRatioPrior):
   def sample(self, num_samples, seed=None):
     """Ancestral samples of the aggregate posterior: n ~ U{1..N_bank}, z ~ q(z|x_n); SIR
     from N(0, I) exp(T) while the bank is empty. Returns [num_samples, d]."""
-    seed_n, seed_z = base_split(seed)
+    seed_n, seed_z = model_base.split_seed(seed)
     count = tf.maximum(self.bank_count, 1)
 
     def from_bank():
