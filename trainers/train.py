@@ -23,6 +23,7 @@ from tfp_priors.evaluation import metrics
 from tfp_priors.models import VAE
 from tfp_priors.nets import regularization
 from tfp_priors.priors import StandardNormalPrior, build_prior
+from trainers import early_stopping as early_stopping_lib
 from trainers import strategies
 
 
@@ -75,7 +76,8 @@ class Trainer(tf.Module):
   kernels among them (Xu B.3).
   """
 
-  def __init__(self, model, prior, warmup_steps, seed, kl_warmup_start=0.0, weight_decay=0.0):
+  def __init__(self, model, prior, warmup_steps, seed, kl_warmup_start=0.0, weight_decay=0.0,
+               early_stopping=None):
     super().__init__(name="trainer")
     self.model, self.prior = model, prior
     self.base_prior = StandardNormalPrior(model.latent_size)
@@ -91,8 +93,9 @@ class Trainer(tf.Module):
     self._decayed = {id(k) for k in regularization.hidden_kernels(model, prior)}
     # Slots for every variable up front: phases may train subsets (post-hoc, iterative).
     self.optimizer.build(self.train_variables)
+    extra = {} if early_stopping is None else {"early_stopping": early_stopping}
     self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
-                                          step=self.step, rng=self.rng)
+                                          step=self.step, rng=self.rng, **extra)
 
   @tf.function
   def train_step(self, x, learning_rate, phase=strategies.JOINT):
@@ -172,7 +175,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
           warmup_steps=None, kl_warmup_start=0.0, weight_decay=0.0, log_every=500,
           checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
           normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
-          print_fn=print):
+          schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
+          validation_max_examples=None, early_stopping_patience=None, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
   Args:
@@ -182,9 +186,10 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     strategy: `strategies.Joint()` (default), `PostHoc(pretrained_workdir=...)` or
       `Iterative(...)` (gin: `train.strategy = @PostHoc()`).
     learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
-    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7).
+    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7), times schedule_time_scale.
     learning_rate_schedule: ((fraction, rate), ...) overriding the three above (Xu B.3).
-    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7).
+    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7), times
+      schedule_time_scale.
     kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
     weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
     log_every, checkpoint_every, image_every: intervals in steps.
@@ -194,6 +199,15 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
     num_importance_samples: K of the IWAE test NLL.
     eval_max_examples: evaluate on the first N test examples only (None: all 10,000).
+    schedule_time_scale: factor on the default decay step and warm-up length (LARS C.3 halves
+      both on static MNIST: 0.5).
+    validation_every: validate (IWAE NLL on the validation split) every this many steps and at
+      the last step, keep the best weights in workdir/best_checkpoint/ and evaluate, finalize
+      and export those (early stopping, LARS C.3); None: no validation, the last weights.
+    validation_importance_samples: K of the validation NLL.
+    validation_max_examples: validate on the first N validation examples (None: all).
+    early_stopping_patience: stop after this many validations without improvement (None:
+      train for num_steps; the best weights are used either way).
     print_fn: console output (None: silent).
 
   Returns:
@@ -204,15 +218,27 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
     PretrainedModelError: a post-hoc run's pretrained workdir has no matching trained model.
     DatasetNotFoundError: data missing (see tfp_priors.data).
-    ValueError: a bad schedule or strategy setting.
+    ValueError: a bad schedule, strategy or validation setting.
   """
   print_fn = print_fn or (lambda _: None)
   if num_steps < 0:
     raise ValueError(f"num_steps must be >= 0, got {num_steps}.")
+  if not float(schedule_time_scale) > 0:
+    raise ValueError(f"schedule_time_scale must be > 0, got {schedule_time_scale}.")
+  if validation_every is not None and int(validation_every) < 1:
+    raise ValueError(f"validation_every must be >= 1 steps (or None), got {validation_every}.")
+  if early_stopping_patience is not None and validation_every is None:
+    raise ValueError("train.early_stopping_patience needs train.validation_every (how often "
+                     "to validate).")
   strategy = strategy or strategies.Joint()
+  if decay_step is None and learning_rate_schedule is None:
+    decay_step = int(num_steps // 10 * schedule_time_scale)
   learning_rate_fn = learning_rate_function(num_steps, learning_rate, final_learning_rate,
                                             decay_step, learning_rate_schedule)
-  warmup_steps = num_steps // 100 if warmup_steps is None else warmup_steps
+  if warmup_steps is None:
+    warmup_steps = int(num_steps // 100 * schedule_time_scale)
+  early_stopping = (early_stopping_lib.EarlyStopping(early_stopping_patience)
+                    if validation_every else None)
   tf_keras.utils.set_random_seed(seed)  # python, numpy and TF seeds: same init every run
   strategy.phase(0, num_steps, learning_rate_fn)  # validates the budget before any work
   os.makedirs(workdir, exist_ok=True)
@@ -220,8 +246,12 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
   model = model_fn(train_mean=data.train_mean)
   prior = build_prior(model.latent_size, model=model)
-  trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay)
+  trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay,
+                    early_stopping)
   manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=3)
+  best_manager = (tf.train.CheckpointManager(
+      trainer.checkpoint, os.path.join(workdir, "best_checkpoint"), max_to_keep=1)
+                  if early_stopping else None)
   iterator = iter(data.train)
   if _restore(trainer, manager):
     print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step)}.")
@@ -241,7 +271,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   steps_per_second = float("nan")
   phase_name = None
   with writer.as_default():
-    while int(trainer.step) < num_steps:
+    while int(trainer.step) < num_steps and not (early_stopping and early_stopping.should_stop):
       phase, rate = strategy.phase(int(trainer.step), num_steps, learning_rate_fn)
       if phase.name != phase_name:
         print_fn(f"step {int(trainer.step)}: phase {phase.name} (learning rate {rate:g})")
@@ -269,6 +299,9 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                  f"({steps_per_second:.0f} steps/s)")
       if step % image_every == 0:
         _sample_summary(model, prior, data.image_shape, step)
+      if early_stopping and (step % validation_every == 0 or step == num_steps):
+        _validate(model, prior, data.valid, early_stopping, best_manager, step,
+                  validation_importance_samples, validation_max_examples, seed, print_fn)
       if step % checkpoint_every == 0:
         manager.save(checkpoint_number=step)
     if manager.latest_checkpoint is None or int(trainer.step) != _checkpoint_step(manager):
@@ -277,6 +310,16 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     results = {"num_steps": int(trainer.step), "train_steps_per_second": steps_per_second,
                "prior": prior.registry_name, "model": type(model).__name__,
                "strategy": strategy.name}
+    if early_stopping and best_manager.latest_checkpoint:
+      # Evaluate, finalize and export the best weights; later saves go to best_checkpoint/ so
+      # that checkpoints/ still resumes from the last step.
+      trainer.checkpoint.restore(best_manager.latest_checkpoint).assert_existing_objects_matched()
+      manager = best_manager
+      results.update(best_step=int(early_stopping.best_step),
+                     best_validation_nll=float(early_stopping.best_nll),
+                     stopped_early=results["num_steps"] < num_steps)
+      print_fn(f"Restored the best validation checkpoint: step {results['best_step']}, "
+               f"validation NLL {results['best_validation_nll']:.2f} nats.")
     finalized = prior.finalize(model, data.train.take(_batches_for(data.train, 10000)),
                                normalizer_samples=normalizer_samples, seed=seed,
                                log_fn=print_fn)
@@ -300,6 +343,20 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     path = export_lib.export(model, prior, os.path.join(workdir, "export"), data.image_shape)
     print_fn(f"Exported SavedModel to {path}")
   return results
+
+
+def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,
+              max_examples, seed, print_fn):
+  """Validation NLL of the current weights; saves them to best_manager if they are the best."""
+  nll = metrics.evaluate(model, prior, dataset, num_importance_samples, seed=seed,
+                         max_examples=max_examples)["nll"]
+  improved = early_stopping.update(nll, step)
+  if improved:
+    best_manager.save(checkpoint_number=step)
+  tf.summary.scalar("valid/nll", nll, step=step)
+  print_fn(f"step {step}: validation NLL {nll:.2f} nats (K={num_importance_samples})"
+           + (", new best" if improved else
+              f", best {float(early_stopping.best_nll):.2f} at step {int(early_stopping.best_step)}"))
 
 
 def _saved_step(checkpoint_dir):
