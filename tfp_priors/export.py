@@ -22,6 +22,9 @@ class _Exported(tf.Module):
           num_samples, message="num_samples must be a positive number of samples")
       seed_prior, seed_decoder = tf.unstack(
           tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
+      if hasattr(self.model, "sample_outputs"):  # LARS on outputs: exact binary images
+        images, z, _ = self.model.sample_outputs(self.prior, num_samples, seed=seed_prior)
+        return {"images": tf.reshape(images, [-1] + self.image_shape), "latents": z}
       z = self.prior.sample(num_samples, seed=seed_prior)
       return self._decode(z, seed_decoder)
 
@@ -59,7 +62,9 @@ def export(model, prior, export_dir, image_shape=(28, 28, 1)):
 
   Signatures:
     sample(num_samples: int32 scalar > 0, seed: int32 scalar) -> {'images': [N, 28, 28, 1]
-      Bernoulli means in [0, 1], 'latents': [N, d] exact samples of the prior}.
+      Bernoulli means in [0, 1], 'latents': [N, d] exact samples of the prior}; for a model
+      with resampled outputs (`ResampledOutputs`), 'images' are exact binary samples of
+      p_T(x) and 'latents' the z they were decoded from.
     log_prob(z: [N, d] float32) -> {'log_prob': [N] nats}.
     sample_langevin(num_samples, seed, step_size: float32 > 0, num_steps: int32 >= 0), for
       energy-based priors (NCP, implicit): Langevin dynamics on E(z) = -log r(z) - log b(z)

@@ -22,19 +22,27 @@ def elbo(model, prior, x, training=False, seed=None):
     prior: a `tfp_priors.priors.Prior` over the model's top latent.
     x: [B, D] binary images.
     training: if True, log p(z_top) comes from `prior.training_log_prob` (LARS: Alg. 1 and
-      its EMA update); else from `prior.distribution().log_prob`.
+      its EMA update) and the model's `training_forward(x, prior, seed)` is used if it has one
+      (`ResampledOutputs`); else `prior.distribution().log_prob` and `model.forward`.
     seed: stateless seed [2] or None.
 
   Returns:
-    (`ElboTerms` of [B] tensors in nats: elbo = reconstruction - kl, dict of prior statistics).
+    (`ElboTerms` of [B] tensors in nats: elbo = reconstruction - kl, dict of prior and model
+    statistics).
   """
   seed_model, seed_prior = base.split_seed(seed)
-  f = model.forward(x, 1, seed=seed_model)
+  stats = {}
+  if training and hasattr(model, "training_forward"):
+    # Models with their own training-time estimates (LARS on outputs: Z by Algorithm 1).
+    f, stats = model.training_forward(x, prior, seed=seed_model)
+  else:
+    f = model.forward(x, 1, seed=seed_model)
   z, log_q_top = f.z_top[0], f.log_posterior_top[0]
   if training:
-    log_p_top, stats = prior.training_log_prob(z, log_q_top, seed=seed_prior)
+    log_p_top, prior_stats = prior.training_log_prob(z, log_q_top, seed=seed_prior)
+    stats = {**stats, **prior_stats}
   else:
-    log_p_top, stats = prior.distribution().log_prob(z), {}
+    log_p_top = prior.distribution().log_prob(z)
   kl = log_q_top + f.log_posterior_rest[0] - log_p_top - f.log_prior_rest[0]
   reconstruction = f.log_likelihood[0]
   return ElboTerms(reconstruction - kl, reconstruction, kl), stats

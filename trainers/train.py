@@ -323,6 +323,9 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     finalized = prior.finalize(model, data.train.take(_batches_for(data.train, 10000)),
                                normalizer_samples=normalizer_samples, seed=seed,
                                log_fn=print_fn)
+    if hasattr(model, "finalize"):  # models with their own normalizer (LARS on outputs)
+      finalized = {**(finalized or {}),
+                   **model.finalize(prior, seed=seed, log_fn=print_fn)}
     if finalized:
       results.update(finalized)
       manager.save(checkpoint_number=int(trainer.step))
@@ -385,6 +388,12 @@ def _checkpoint_step(manager):
 def _sample_summary(model, prior, image_shape, step, num=64):
   """Image grid of `num` prior samples; for LARS also the sampler's acceptance rate."""
   seed = [0, step % (2**31 - 1)]
+  if hasattr(model, "sample_outputs"):  # exact samples of a resampled output distribution
+    images, _, rate = model.sample_outputs(prior, num, seed=seed)
+    tf.summary.scalar("output_sampler_acceptance_rate", rate, step=step)
+    tf.summary.image("samples", images_lib.image_grid(
+        tf.reshape(images, [-1] + list(image_shape)))[tf.newaxis], step=step)
+    return
   if hasattr(prior, "rejection_sample"):  # exact sampler with its acceptance rate (LARS)
     result = prior.rejection_sample(num, seed=seed)
     z = result.samples

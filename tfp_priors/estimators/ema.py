@@ -21,16 +21,22 @@ def ema_log_normalizer(log_acceptance_proposal, log_acceptance_posterior, log_im
   so the forward value of Z_r is the smoothed estimate and its gradient is that of the current
   one. The new moving average is the batch mean of stop_grad(Z_r,smooth) (Alg. 1, line 7).
 
+  Without posterior terms (`log_acceptance_posterior=None`: LARS on discrete outputs, Sec. 5.3,
+  where pi(x_r) / p_data(x_r) is unknown) Z_curr = Z_S and the result is a scalar.
+
   Args:
     log_acceptance_proposal: [S] float, log a(z_s) for z_s ~ pi (S = 2^10 in the paper).
-    log_acceptance_posterior: [R] float, log a(z_r) for z_r ~ q(z|x_r), one per datapoint.
-    log_importance_weight: [R] float, log pi(z_r) - log q(z_r|x_r); no gradient flows through it.
+    log_acceptance_posterior: [R] float, log a(z_r) for z_r ~ q(z|x_r), one per datapoint; or
+      None (Z_curr = Z_S).
+    log_importance_weight: [R] float, log pi(z_r) - log q(z_r|x_r); no gradient flows through
+      it. Ignored when log_acceptance_posterior is None.
     moving_average: scalar float, the previous moving average <Z>_i. A value <= 0 means "not yet
       initialised": the smoothed value then equals the current estimate.
     epsilon: float in (0, 1], the smoothing weight of the current estimate.
 
   Returns:
-    `EmaEstimate(log_normalizer [R], new_moving_average scalar, batch_normalizer scalar)`;
+    `EmaEstimate(log_normalizer [R] (scalar without posterior terms), new_moving_average
+    scalar, batch_normalizer scalar)`;
     `batch_normalizer` is the plain Monte Carlo estimate Z_S of this step (no gradient).
 
   Raises:
@@ -41,10 +47,13 @@ def ema_log_normalizer(log_acceptance_proposal, log_acceptance_posterior, log_im
   log_a_s = tf.convert_to_tensor(log_acceptance_proposal)
   num_proposal = tf.cast(tf.shape(log_a_s)[0], log_a_s.dtype)
   log_sum_s = tf.reduce_logsumexp(log_a_s)  # log(S Z_S)
-  log_posterior_term = tf.stop_gradient(log_importance_weight) + log_acceptance_posterior
-  log_current = (tf.reduce_logsumexp(
-      tf.stack([tf.broadcast_to(log_sum_s, tf.shape(log_posterior_term)), log_posterior_term]),
-      axis=0) - tf.math.log1p(num_proposal))
+  if log_acceptance_posterior is None:
+    log_current = log_sum_s - tf.math.log(num_proposal)
+  else:
+    log_posterior_term = tf.stop_gradient(log_importance_weight) + log_acceptance_posterior
+    log_current = (tf.reduce_logsumexp(
+        tf.stack([tf.broadcast_to(log_sum_s, tf.shape(log_posterior_term)), log_posterior_term]),
+        axis=0) - tf.math.log1p(num_proposal))
   current = tf.exp(log_current)
   moving_average = tf.cast(moving_average, current.dtype)
   previous = tf.where(moving_average > 0.0, moving_average, tf.stop_gradient(current))

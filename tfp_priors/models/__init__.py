@@ -5,4 +5,5 @@ from tfp_priors.models.conv_vae import ResnetVAE
 from tfp_priors.models.dense_vae import DenseVAE
 from tfp_priors.models.gated_vae import GatedVAE
 from tfp_priors.models.hvae import HVAE
+from tfp_priors.models.resampled_outputs import ResampledOutputs
 from tfp_priors.models.vae import VAE
