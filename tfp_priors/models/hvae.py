@@ -16,36 +16,56 @@ from tfp_priors.nets import MLP
 
 
 class _Merge(tf.Module):
-  """MLP[[MLP[a - h], MLP[b - h]] - h - out]: two tanh branches, concatenated, then an MLP."""
+  """head([branch_a(a), branch_b(b)]): two branches, concatenated on the last axis, then a head.
 
-  def __init__(self, size_a, size_b, hidden, output_size, output_bias_initializer="zeros",
-               name=None):
+  Call: a [..., A] (may lack b's leading importance-sample axis, e.g. x [B, D] against
+  z2 [K, B, d]; it is broadcast), b [..., B'] -> head output [..., out].
+  """
+
+  def __init__(self, branch_a, branch_b, head, name=None):
     super().__init__(name=name)
-    self.branch_a = MLP(size_a, (), hidden, output_activation="tanh", name="branch_a")
-    self.branch_b = MLP(size_b, (), hidden, output_activation="tanh", name="branch_b")
-    self.head = MLP(2 * hidden, (hidden,), output_size,
-                    output_bias_initializer=output_bias_initializer, name="head")
+    self.branch_a, self.branch_b, self.head = branch_a, branch_b, head
 
   def __call__(self, a, b):
     ha, hb = self.branch_a(a), self.branch_b(b)
-    # a may lack the leading importance-sample axis of b (x [B, D] against z2 [K, B, d]).
     ha = tf.broadcast_to(ha, tf.concat([tf.shape(hb)[:-1], tf.shape(ha)[-1:]], 0))
     return self.head(tf.concat([ha, hb], axis=-1))
 
 
+def _mlp_merge(size_a, size_b, hidden, output_size, output_bias_initializer="zeros", name=None):
+  """MLP[[MLP[a - h], MLP[b - h]] - h - out] (tanh branches) as a `_Merge`."""
+  return _Merge(MLP(size_a, (), hidden, output_activation="tanh", name="branch_a"),
+                MLP(size_b, (), hidden, output_activation="tanh", name="branch_b"),
+                MLP(2 * hidden, (hidden,), output_size,
+                    output_bias_initializer=output_bias_initializer, name="head"), name=name)
+
+
 @gin.configurable
 class HVAE(tf.Module):
-  """Two-latent-layer VAE; z_top = z2."""
+  """Two-latent-layer VAE; z_top = z2.
+
+  The four networks come from `_networks`, which subclasses with other architectures (e.g.
+  `ConvHVAE`) override; forward, decode and the hierarchical-NCP pieces are shared.
+  """
 
   def __init__(self, input_size=784, latent_size=50, hidden_size=300, train_mean=None,
                name="hvae"):
     super().__init__(name=name)
     self.input_size, self.latent_size = input_size, latent_size
-    d, h = latent_size, hidden_size
-    self.q_z2 = MLP(input_size, (h, h), 2 * d, name="q_z2")
-    self.q_z1 = _Merge(input_size, d, h, 2 * d, name="q_z1")
-    self.p_z1 = MLP(d, (h, h), 2 * d, name="p_z1")
-    self.p_x = _Merge(d, d, h, input_size, base.output_bias(train_mean), name="p_x")
+    self.q_z2, self.q_z1, self.p_z1, self.p_x = self._networks(hidden_size, train_mean)
+
+  def _networks(self, hidden_size, train_mean):
+    """(q_z2, q_z1, p_z1, p_x) with the call signatures
+      q_z2(x): [B, D] -> [B, 2d] (mean, log std);
+      q_z1(x, z2): [B, D], [..., B, d] -> [..., B, 2d];
+      p_z1(z2): [..., d] -> [..., 2d], an `MLP` (its `hidden` gives `prior_context`);
+      p_x(z1, z2): [..., d], [..., d] -> Bernoulli logits [..., D].
+    """
+    d, h, D = self.latent_size, hidden_size, self.input_size
+    return (MLP(D, (h, h), 2 * d, name="q_z2"),
+            _mlp_merge(D, d, h, 2 * d, name="q_z1"),
+            MLP(d, (h, h), 2 * d, name="p_z1"),
+            _mlp_merge(d, d, h, D, base.output_bias(train_mean), name="p_x"))
 
   def forward(self, x, num_samples=1, seed=None):
     """x [B, 784] -> `base.Forward` with [K, B] fields; z_top = z2."""

@@ -43,7 +43,7 @@ class ConvBlock(tf.Module):
   """
 
   def __init__(self, input_shape, filters, strides=1, block="conv", transpose=False,
-               activation="leaky_relu", kernel_size=3, name=None):
+               activation="leaky_relu", kernel_size=3, output_padding=None, name=None):
     """Builds the layers.
 
     Args:
@@ -54,16 +54,25 @@ class ConvBlock(tf.Module):
       transpose: deconvolution (Conv2DTranspose) instead of convolution.
       activation: nonlinearity of the non-linear layers (a tf_keras activation).
       kernel_size: of the non-linear layers (3 in the paper).
+      output_padding: transposed 'conv' blocks only: None (output H * stride) or an int
+        < stride, giving H' = (H - 1) * stride + kernel_size - 2 * (kernel_size // 2)
+        + output_padding; e.g. 1 for 4 -> 7 with kernel 4, stride 2, the exact transpose
+        (adjoint) of a stride-2 'same' convolution 7 -> 4.
       name: module name.
 
     Raises:
-      ValueError: for an unknown block.
+      ValueError: for an unknown block, or output_padding outside a transposed 'conv' block.
     """
     super().__init__(name=name)
     _check_block(block)
+    if output_padding is not None and (not transpose or block != "conv"):
+      raise ValueError("output_padding applies to transposed 'conv' blocks only; got "
+                       f"transpose={transpose}, block={block!r}.")
     layer = tf_keras.layers.Conv2DTranspose if transpose else tf_keras.layers.Conv2D
+    extra = {"output_padding": output_padding} if output_padding is not None else {}
     shape = [None] + list(input_shape)
-    self.conv1 = layer(filters, kernel_size, strides, padding="same", activation=activation)
+    self.conv1 = layer(filters, kernel_size, strides, padding="same", activation=activation,
+                       **extra)
     self.conv1.build(shape)
     self.conv2 = self.shortcut = None
     if block == "resnet":
