@@ -1,5 +1,6 @@
 """Latent variable models of the papers; each returns a `base.Forward` from `forward(x, K)`."""
 from tfp_priors.models.base import Forward
+from tfp_priors.models.conv_hvae import ConvHVAE
 from tfp_priors.models.conv_vae import ConvVAE
 from tfp_priors.models.conv_vae import ResnetVAE
 from tfp_priors.models.dense_vae import DenseVAE
