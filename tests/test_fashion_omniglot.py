@@ -333,3 +333,58 @@ def test_env_data_dir_is_searched(tmp_path, monkeypatch):
   assert fashion_mnist.candidate_dirs()[-1] == fashion_mnist.SYSTEM_DIR
   assert omniglot.candidate_dirs()[-1] == omniglot.SHARED_DIR
   assert os.environ[mnist.ENV_DATA_DIR] == str(tmp_path)
+
+
+# ------------------------------------------------------ tfds paths (fake tfds, no network)
+
+
+def test_fashion_tfds_when_online(tmp_path, monkeypatch):
+  _isolate_fashion(monkeypatch, tmp_path)
+  images = np.random.RandomState(0).randint(0, 256, size=(600, 28, 28, 1)).astype(np.uint8)
+  calls = []
+
+  def load(name, split, batch_size, download):
+    calls.append((name, tuple(split), batch_size, download))
+    return [{'image': images}, {'image': images[:100]}]
+
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(
+      load=load, as_numpy=lambda x: x))
+  monkeypatch.setattr(fashion_mnist, '_online', lambda: True)
+  monkeypatch.setattr(fashion_mnist, 'fetch_from_debian', lambda target: 1 / 0)
+  data = fashion_mnist.load_fashion_mnist(tmp_path, allow_download=True)
+  assert calls == [('fashion_mnist', ('train', 'test'), -1, True)]
+  assert {k: v.shape for k, v in data.items()} == {
+      'train': (500, 784), 'valid': (100, 784), 'test': (100, 784)}
+  np.testing.assert_array_equal(data['valid'] * 255, images[500:].reshape(100, 784))
+
+
+def test_omniglot_tfds_when_online_then_cached(tmp_path, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(omniglot, 'SHARED_DIR', tmp_path / 'no_shared')
+  monkeypatch.setattr(omniglot, 'DEFAULT_DATA_DIR', tmp_path / 'no_cache')
+  monkeypatch.setitem(omniglot.NUM_VALID, 'tfds', 5)
+  # White RGB images with one black 15 x 15 square: 225 / 105^2 of ink each.
+  images = np.full((20, 105, 105, 3), 255, np.uint8)
+  images[:, 45:60, 45:60] = 0
+  calls = []
+
+  def load(name, split, download):
+    calls.append((name, tuple(split), download))
+    return [tf.data.Dataset.from_tensor_slices({'image': images[:n]}) for n in (20, 8)]
+
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(load=load))
+  monkeypatch.setattr(omniglot, '_online', lambda: True)
+  data = omniglot.load_omniglot(tmp_path, allow_download=True)
+  assert calls == [('omniglot', ('train', 'test'), True)]
+  assert {k: v.shape for k, v in data.items()} == {
+      'train': (15, 784), 'valid': (5, 784), 'test': (8, 784)}
+  np.testing.assert_allclose(data['test'].mean(axis=1), 225 / 105**2, atol=2e-3)
+  assert data['test'].reshape(-1, 28, 28)[:, 0, 0].max() == 0.0  # Background is 0.
+  # Offline afterwards: the converted tfds arrays are read from the cache, tfds is not called;
+  # source='small' ignores them (and finds no zips here).
+  monkeypatch.setattr(omniglot, '_online', lambda: False)
+  again = omniglot.load_omniglot(tmp_path, allow_download=False)
+  assert len(calls) == 1 and omniglot.cache_path(tmp_path, 'tfds').is_file()
+  np.testing.assert_array_equal(again['test'], data['test'])
+  with pytest.raises(DatasetNotFoundError):
+    omniglot.load_omniglot(tmp_path, allow_download=False, source='small')
