@@ -327,3 +327,35 @@ def load_mnist(data_dir=None, allow_download=True):
       if data is not None:
         return data
   raise DatasetNotFoundError(missing_mnist_message(data_dir))
+
+
+def load_mnist_labels(data_dir=None):
+  """Loads LeCun's MNIST class labels (digits 0-9), split like `load_mnist`'s images.
+
+  Reads `train-labels-idx1-ubyte.gz` and `t10k-labels-idx1-ubyte.gz` from the data
+  directory only (`<dir>/mnist/<file>` or `<dir>/<file>`, as `load_mnist`; never
+  downloads: the labels pair row by row with images read from the same IDX directory).
+
+  Args:
+    data_dir: directory to search (default $TFP_PRIORS_DATA_DIR, else ~/.cache/tfp_priors).
+
+  Returns:
+    dict with 'train' (50000,), 'valid' (10000,), 'test' (10000,) int64 labels in file
+    order (with a training file of other than 60,000 labels: last 1/6 = valid, as
+    `split_train_valid`).
+
+  Raises:
+    DatasetNotFoundError: a label file is missing; the message names it.
+    IDXFormatError: a label file is corrupt or not one-dimensional.
+  """
+  data_dir = resolve_data_dir(data_dir)
+  labels = {}
+  for split, name in (('train', TRAIN_LABELS), ('test', TEST_LABELS)):
+    path = find_mnist_file(data_dir, name)
+    if path is None:
+      raise DatasetNotFoundError(
+          f'MNIST labels {name} not found in {data_dir}/mnist or {data_dir}; '
+          f'they come with the image files (see load_mnist).')
+    labels[split] = read_idx(path, ndim=1).astype(np.int64)
+  labels['train'], labels['valid'] = split_train_valid(labels['train'])
+  return labels
