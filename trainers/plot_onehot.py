@@ -15,9 +15,10 @@ import sys
 
 from absl import app
 from absl import flags
-import gin
 import numpy as np
 import tensorflow as tf
+
+from trainers import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -40,22 +41,8 @@ class PlotError(ValueError):
   """The workdir cannot be plotted: missing files, or not a 2-D OneHot model."""
 
 
-def _model_fn():
-  """The model class bound to train.model_fn in the parsed config (the trainer's default VAE
-  if unbound)."""
-  try:
-    reference = gin.query_parameter("train.model_fn")
-  except ValueError:
-    from tfp_priors.models import VAE  # pylint: disable=g-import-not-at-top
-    return VAE
-  return getattr(reference, "scoped_configurable_fn", reference)
-
-
 def _prior_name():
-  try:
-    return gin.query_parameter("build_prior.name")
-  except ValueError:
-    return "normal"
+  return workdir_lib.binding("build_prior.name", "normal")
 
 
 def load_model(workdir):
@@ -68,30 +55,13 @@ def load_model(workdir):
     PlotError: no workdir, config.gin or checkpoint; latent size not 2; input size not 4; or
       a checkpoint that does not match the config.
   """
-  # Importing the trainer registers every gin configurable a config.gin may name.
   from tfp_priors.data import pipelines  # pylint: disable=g-import-not-at-top
-  from trainers import train  # pylint: disable=g-import-not-at-top,unused-import
 
-  if not os.path.isdir(workdir):
-    raise PlotError(f"--workdir {workdir} does not exist; pass the run directory of a trained "
-                    f"OneHot model (python -m trainers.run "
-                    f"--gin_config=takahashi_onehot_standard.gin --workdir=...).")
+  checkpoint = workdir_lib.open_run(workdir, PlotError, "takahashi_onehot_standard.gin")
   config = os.path.join(workdir, "config.gin")
-  if not os.path.isfile(config):
-    raise PlotError(f"{config} not found: {workdir} is not a training run's workdir (the "
-                    f"trainer writes config.gin when it starts).")
-  checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-  if checkpoint is None:
-    raise PlotError(f"no checkpoint in {os.path.join(workdir, 'checkpoints')}: the run has not "
-                    f"saved a trained model yet.")
-  gin.clear_config()
-  try:
-    gin.parse_config_file(config)
-  except (ValueError, KeyError, IOError) as e:
-    raise PlotError(f"cannot parse {config}: {e}") from e
   prior_name = _prior_name()
   data = pipelines.make_datasets()
-  model = _model_fn()(train_mean=data.train_mean)
+  model = workdir_lib.model_fn()(train_mean=data.train_mean)
   if model.latent_size != 2:
     raise PlotError(f"the model of {workdir} has a latent space of {model.latent_size} "
                     f"dimensions; the OneHot scatter plot needs 2 (Takahashi 5.2: d = 2 for "
