@@ -28,6 +28,8 @@ Choices the paper leaves open, made here:
   of its own; an untied per-pixel bias [784], initialised to the logit of the mean training
   image (`base.output_bias`), follows it, as in the other models' decoders.
 - Heads output the mean and log std of a diagonal Normal (2d numbers), as in `HVAE`.
+- Convolution kernels use He initialisation, the MLP layers Glorot's (see KERNEL_INITIALIZER:
+  with Glorot's everywhere, short runs collapse to the mean image).
 
 Everything else (forward, decode, the hierarchical-NCP pieces) is `HVAE`'s.
 
@@ -56,6 +58,12 @@ DECODER_SHAPES = ((7, 7, 32), (14, 14, 32), (28, 28, 1))
 # output_padding of the decoder's transposed convolutions (None: H -> 2H; 1: 4 -> 7).
 _DECODER_OUTPUT_PADDING = (1, None, None)
 _FLAT = 4 * 4 * 32
+# He et al. (2015) initialisation of the (transposed) convolutions. With Glorot's, ReLU halves
+# the signal's variance per layer: at initialisation the decoder's logits barely depend on z
+# (std across z ~0.02, the MLP HVAE's ~0.35) and on dynamic MNIST with a 5,000-step budget
+# (warm-up 50 steps) the model collapsed to the mean image (ELBO -199, 0 active units); with
+# He's, the reconstruction reached -147 nats after 100 steps where Glorot's stayed at -206.
+KERNEL_INITIALIZER = "he_uniform"
 
 
 def _flat_size(shape):
@@ -81,6 +89,7 @@ class ConvFeatures(tf.Module):
     shape = IMAGE_SHAPE
     for i, expected in enumerate(ENCODER_SHAPES):
       block = conv.ConvBlock(shape, CHANNELS, 2, activation="relu", kernel_size=KERNEL_SIZE,
+                             kernel_initializer=KERNEL_INITIALIZER,
                              name=f"conv{i}")
       if block.output_shape != expected:
         raise AssertionError(f"encoder layer {i} gives {block.output_shape}, not {expected}")
@@ -126,6 +135,7 @@ class ConvDecoder(tf.Module):
     shape = DECODER_INITIAL_SHAPE
     for i, (expected, padding) in enumerate(zip(DECODER_SHAPES[:-1], _DECODER_OUTPUT_PADDING)):
       block = conv.ConvBlock(shape, CHANNELS, 2, transpose=True, activation="relu",
+                             kernel_initializer=KERNEL_INITIALIZER,
                              kernel_size=KERNEL_SIZE, output_padding=padding, name=f"deconv{i}")
       if block.output_shape != expected:
         raise AssertionError(f"decoder layer {i} gives {block.output_shape}, not {expected}")
@@ -133,6 +143,7 @@ class ConvDecoder(tf.Module):
       shape = block.output_shape
     self.output_conv = tf_keras.layers.Conv2DTranspose(
         IMAGE_SHAPE[-1], KERNEL_SIZE, 2, padding="same", activation=None, use_bias=False,
+        kernel_initializer=KERNEL_INITIALIZER,
         output_padding=_DECODER_OUTPUT_PADDING[-1])
     self.output_conv.build([None] + list(shape))
     final = tuple(self.output_conv.compute_output_shape([None] + list(shape))[1:])

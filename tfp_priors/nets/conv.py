@@ -43,7 +43,8 @@ class ConvBlock(tf.Module):
   """
 
   def __init__(self, input_shape, filters, strides=1, block="conv", transpose=False,
-               activation="leaky_relu", kernel_size=3, output_padding=None, name=None):
+               activation="leaky_relu", kernel_size=3, output_padding=None,
+               kernel_initializer="glorot_uniform", name=None):
     """Builds the layers.
 
     Args:
@@ -58,6 +59,8 @@ class ConvBlock(tf.Module):
         < stride, giving H' = (H - 1) * stride + kernel_size - 2 * (kernel_size // 2)
         + output_padding; e.g. 1 for 4 -> 7 with kernel 4, stride 2, the exact transpose
         (adjoint) of a stride-2 'same' convolution 7 -> 4.
+      kernel_initializer: of every kernel (a tf_keras initializer name; Xu's models keep
+        the Glorot default, ConvHVAE uses 'he_uniform' for its ReLU layers).
       name: module name.
 
     Raises:
@@ -70,16 +73,19 @@ class ConvBlock(tf.Module):
                        f"transpose={transpose}, block={block!r}.")
     layer = tf_keras.layers.Conv2DTranspose if transpose else tf_keras.layers.Conv2D
     extra = {"output_padding": output_padding} if output_padding is not None else {}
+    extra["kernel_initializer"] = kernel_initializer
     shape = [None] + list(input_shape)
     self.conv1 = layer(filters, kernel_size, strides, padding="same", activation=activation,
                        **extra)
     self.conv1.build(shape)
     self.conv2 = self.shortcut = None
     if block == "resnet":
-      self.conv2 = layer(filters, kernel_size, 1, padding="same", activation=activation)
+      self.conv2 = layer(filters, kernel_size, 1, padding="same", activation=activation,
+                         kernel_initializer=kernel_initializer)
       self.conv2.build(self.conv1.compute_output_shape(shape))
       if strides != 1 or input_shape[-1] != filters:
-        self.shortcut = layer(filters, 1, strides, padding="same", activation=None)
+        self.shortcut = layer(filters, 1, strides, padding="same", activation=None,
+                              kernel_initializer=kernel_initializer)
         self.shortcut.build(shape)
     self.output_shape = tuple(self.conv1.compute_output_shape(shape)[1:])
 
