@@ -16,13 +16,12 @@ Scaling: x = grey / 255 exactly (float32), as in Tomczak's code, so values lie i
 [8/255, 238/255] ~ [0.031, 0.933] within [0, 1]. The data stay continuous: no binarization.
 """
 
-import os
-import pathlib
 import pickle
 
 import numpy as np
 from absl import logging
 
+from tfp_priors.data import locations
 from tfp_priors.data.mnist import DEFAULT_DATA_DIR
 from tfp_priors.data.mnist import DatasetNotFoundError
 from tfp_priors.data.mnist import ENV_DATA_DIR
@@ -37,21 +36,13 @@ SPLIT_SEED = 0
 SOURCE = ('public GitHub repository jmtomczak/vae_vampprior (MIT), file '
           'datasets/Freyfaces/freyfaces.pkl')
 # <repo>/../shared/data/frey_faces, the project's shared data folder.
-SHARED_DIR = (pathlib.Path(__file__).resolve().parents[2].parent / 'shared' /
-              'data' / SUBDIR)
+SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
 
 
 def candidate_dirs(data_dir=None):
   """Directories searched, in order: `data_dir`(/frey_faces), $TFP_PRIORS_DATA_DIR(/frey_faces),
   ~/.cache/tfp_priors/frey_faces, then `<repo>/../shared/data/frey_faces`."""
-  roots = [data_dir, os.environ.get(ENV_DATA_DIR)]
-  dirs = []
-  for root in roots:
-    if root:
-      root = pathlib.Path(root).expanduser()
-      dirs += [root / SUBDIR, root]
-  dirs += [DEFAULT_DATA_DIR.expanduser() / SUBDIR, SHARED_DIR]
-  return list(dict.fromkeys(dirs))  # Unique, order kept.
+  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
 
 
 def find_file(data_dir=None):

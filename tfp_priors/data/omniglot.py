@@ -38,7 +38,6 @@ $TFP_PRIORS_DATA_DIR, else ~/.cache/tfp_priors), so later loads take well under 
 
 import hashlib
 import io
-import os
 import pathlib
 import zipfile
 
@@ -47,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfp_priors.data import locations
 from tfp_priors.data.mnist import DEFAULT_DATA_DIR
 from tfp_priors.data.mnist import DatasetNotFoundError
 from tfp_priors.data.mnist import ENV_DATA_DIR
@@ -56,8 +56,7 @@ from tfp_priors.data.mnist import resolve_data_dir
 
 SUBDIR = 'omniglot'
 # <repo>/../shared/data/omniglot, the project's shared data folder.
-SHARED_DIR = (pathlib.Path(__file__).resolve().parents[2].parent / 'shared' / 'data' /
-              SUBDIR)
+SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
 BACKGROUND_ZIPS = ('images_background_small1.zip', 'images_background_small2.zip')
 TEST_ZIP = 'all_runs.zip'
 ZIP_FILES = BACKGROUND_ZIPS + (TEST_ZIP,)
@@ -89,14 +88,7 @@ def candidate_dirs(data_dir=None):
   """Directories searched for the zips, in order: `data_dir`(/omniglot),
   $TFP_PRIORS_DATA_DIR(/omniglot), ~/.cache/tfp_priors/omniglot, then
   `<repo>/../shared/data/omniglot`."""
-  roots = [data_dir, os.environ.get(ENV_DATA_DIR)]
-  dirs = []
-  for root in roots:
-    if root:
-      root = pathlib.Path(root).expanduser()
-      dirs += [root / SUBDIR, root]
-  dirs += [DEFAULT_DATA_DIR.expanduser() / SUBDIR, SHARED_DIR]
-  return list(dict.fromkeys(dirs))  # Unique, order kept.
+  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
 
 
 def find_zips(data_dir=None):

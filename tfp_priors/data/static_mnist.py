@@ -8,13 +8,12 @@ shape (N, 784) with values in {0, 1} (copies in `<repo>/../shared/data/`,
 see the README there).
 """
 
-import os
-import pathlib
 
 import numpy as np
 import scipy.io
 from absl import logging
 
+from tfp_priors.data import locations
 from tfp_priors.data.mnist import DEFAULT_DATA_DIR
 from tfp_priors.data.mnist import DatasetNotFoundError
 from tfp_priors.data.mnist import ENV_DATA_DIR
@@ -23,8 +22,7 @@ SPLITS = ('train', 'valid', 'test')
 SPLIT_SIZES = {'train': 50000, 'valid': 10000, 'test': 10000}
 SUBDIR = 'binarized_mnist'
 # <repo>/../shared/data/binarized_mnist, the project's shared data folder.
-SHARED_DIR = (pathlib.Path(__file__).resolve().parents[2].parent / 'shared' /
-              'data' / SUBDIR)
+SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
 
 
 def file_name(split):
@@ -35,14 +33,7 @@ def candidate_dirs(data_dir=None):
   """Directories searched, in order: `data_dir`(/binarized_mnist),
   $TFP_PRIORS_DATA_DIR(/binarized_mnist), ~/.cache/tfp_priors/binarized_mnist,
   then `<repo>/../shared/data/binarized_mnist`."""
-  roots = [data_dir, os.environ.get(ENV_DATA_DIR)]
-  dirs = []
-  for root in roots:
-    if root:
-      root = pathlib.Path(root).expanduser()
-      dirs += [root / SUBDIR, root]
-  dirs += [DEFAULT_DATA_DIR.expanduser() / SUBDIR, SHARED_DIR]
-  return list(dict.fromkeys(dirs))  # Unique, order kept.
+  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
 
 
 def _load_mat(path, split):
