@@ -56,6 +56,7 @@ def load_model(workdir):
       a checkpoint that does not match the config.
   """
   from tfp_priors.data import pipelines  # pylint: disable=g-import-not-at-top
+  from trainers import strategies  # pylint: disable=g-import-not-at-top
 
   checkpoint = workdir_lib.open_run(workdir, PlotError, "takahashi_onehot_standard.gin")
   config = os.path.join(workdir, "config.gin")
@@ -71,11 +72,9 @@ def load_model(workdir):
                     f"{NUM_CATEGORIES} of OneHot (make_datasets.name = "
                     f"{data.name!r} in its config).")
   try:
-    tf.train.Checkpoint(model=model).restore(checkpoint).expect_partial() \
-        .assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise PlotError(f"the model in {checkpoint} does not match {config}: "
-                    f"{str(e).splitlines()[0][:300]}") from e
+    strategies.load_pretrained_model(model, workdir)
+  except strategies.PretrainedModelError as e:
+    raise PlotError(f"the model in {checkpoint} does not match {config}: {e}") from e
   return model, prior_name
 
 
