@@ -18,9 +18,10 @@ DEFAULT_GPU_SAMPLES = 10**10
 DEFAULT_CPU_SAMPLES = 10**7
 
 
-def default_num_samples():
-  """S = 10^10 (the paper's choice) when a GPU is visible, else 10^7 to keep CPU runs short."""
-  return DEFAULT_GPU_SAMPLES if tf.config.list_physical_devices("GPU") else DEFAULT_CPU_SAMPLES
+def default_num_samples(gpu_samples=DEFAULT_GPU_SAMPLES, cpu_samples=DEFAULT_CPU_SAMPLES):
+  """S = `gpu_samples` when a GPU is visible, else `cpu_samples` to keep CPU runs short
+  (defaults: 10^10, the paper's choice, and 10^7)."""
+  return gpu_samples if tf.config.list_physical_devices("GPU") else cpu_samples
 
 
 def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk_size=10**5,

@@ -171,9 +171,8 @@ class ResampledOutputs(tf.Module):
       `estimators.NormalizerEstimate` (float64 scalars).
     """
     if num_samples is None:
-      num_samples = self.normalizer_samples or (
-          DEFAULT_GPU_NORMALIZER_SAMPLES if tf.config.list_physical_devices("GPU")
-          else DEFAULT_CPU_NORMALIZER_SAMPLES)
+      num_samples = self.normalizer_samples or normalizer_lib.default_num_samples(
+          DEFAULT_GPU_NORMALIZER_SAMPLES, DEFAULT_CPU_NORMALIZER_SAMPLES)
     estimate = normalizer_lib.estimate_log_normalizer(
         DecodedPrior(self.base, prior), self._joint_log_acceptance, num_samples, chunk_size,
         seed=seed)
