@@ -18,7 +18,6 @@ where MNIST's files may lie.
 
 import gzip
 import hashlib
-import os
 import pathlib
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import tempfile
 import numpy as np
 from absl import logging
 
+from tfp_priors.data import locations
 from tfp_priors.data.mnist import DEFAULT_DATA_DIR
 from tfp_priors.data.mnist import DatasetNotFoundError
 from tfp_priors.data.mnist import ENV_DATA_DIR
@@ -70,14 +70,8 @@ def candidate_dirs(data_dir=None):
   $TFP_PRIORS_DATA_DIR, `~/.cache/tfp_priors/fashion_mnist`, then the Debian package's
   `/usr/share/datasets/fashion-mnist`.
   """
-  roots = [data_dir, os.environ.get(ENV_DATA_DIR)]
-  dirs = []
-  for root in roots:
-    if root:
-      root = pathlib.Path(root).expanduser()
-      dirs += [root / SUBDIR, root / 'fashion-mnist']
-  dirs += [DEFAULT_DATA_DIR.expanduser() / SUBDIR, SYSTEM_DIR]
-  return list(dict.fromkeys(dirs))  # Unique, order kept.
+  return locations.search_dirs((SUBDIR, 'fashion-mnist'), data_dir, DEFAULT_DATA_DIR,
+                               [SYSTEM_DIR], include_root=False)
 
 
 def find_files(data_dir=None):
