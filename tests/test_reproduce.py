@@ -14,10 +14,10 @@ from trainers import run
 
 # A budget of a few steps, K = 2 on 8 test images, a small NCP classifier and SIR.
 # (TINY_BINDINGS' K and number of test images are left out: the runner sets them.)
+_RUNNER_SET = ("train.num_importance_samples", "train.eval_max_examples")
 TINY = dict(num_steps=3, num_importance_samples=2, eval_max_examples=8,
-            bindings=[b for b in TINY_BINDINGS if not b.startswith(
-                ("train.num_importance_samples", "train.eval_max_examples"))] + ["NCPPrior.hidden_sizes = (8,)",
-                                      "NCPPrior.num_proposals = 16"])
+            bindings=[b for b in TINY_BINDINGS if not b.startswith(_RUNNER_SET)]
+            + ["NCPPrior.hidden_sizes = (8,)", "NCPPrior.num_proposals = 16"])
 
 
 def _markdown_row(markdown, name):

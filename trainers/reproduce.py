@@ -37,7 +37,8 @@ from trainers import run as run_lib
 from trainers import train as train_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("table", None, f"Table to reproduce: {', '.join(sorted(reproduce_tables.TABLES))}.")
+flags.DEFINE_string("table", None,
+                    f"Table to reproduce: {', '.join(sorted(reproduce_tables.TABLES))}.")
 flags.DEFINE_integer("num_steps", None, "Training steps per row (default: 1000000 with a GPU, "
                      "5000 without), capped at the paper's own training length.")
 flags.DEFINE_list("rows", None, "Run ids (or fnmatch patterns) of the rows to run; default all. "

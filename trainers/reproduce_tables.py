@@ -127,6 +127,7 @@ def _lars_table1():
       metric=NLL, rows=tuple(rows))
 
 
+# Templates of the two runs most tables share; each table replaces name, paper and source.
 _VAE = Row(run="vae_standard_dynamic_mnist", name="VAE (L = 1), N(0, I) prior",
            configs=("vae_standard.gin",), paper=84.97, source="", paper_steps=LARS_STEPS)
 _LARS_VAE = Row(run="lars_vae_dynamic_mnist", name="VAE + LARS, a = MLP[100-100], T = 100",
@@ -146,7 +147,8 @@ def _lars_table5():
       rows.append(dataclasses.replace(_LARS_VAE, name="VAE + LARS, a = MLP[100-100]",
                                       paper=value, source=source))
     else:
-      rows.append(Row(run=f"lars_vae_a{label}_dynamic_mnist", name=f"VAE + LARS, a = MLP[{label}]",
+      rows.append(Row(run=f"lars_vae_a{label}_dynamic_mnist",
+                      name=f"VAE + LARS, a = MLP[{label}]",
                       configs=("lars_vae.gin",), paper=value, source=source,
                       bindings=(f"LarsPrior.hidden_sizes = {sizes}",), paper_steps=LARS_STEPS))
   return Table(name="lars_table5",
@@ -165,7 +167,8 @@ def _lars_table6():
       rows.append(dataclasses.replace(_LARS_VAE, name="VAE + LARS, T = 100", paper=value,
                                       source=source))
     else:
-      rows.append(Row(run=f"lars_vae_t{truncation}_dynamic_mnist", name=f"VAE + LARS, T = {truncation}",
+      rows.append(Row(run=f"lars_vae_t{truncation}_dynamic_mnist",
+                      name=f"VAE + LARS, T = {truncation}",
                       configs=("lars_vae.gin",), paper=value, source=source,
                       bindings=(f"LarsPrior.truncation = {truncation}",), paper_steps=LARS_STEPS))
   rows.append(Row(run="lars_vae_untruncated_dynamic_mnist", name="VAE + LARS, untruncated (p_inf)",
