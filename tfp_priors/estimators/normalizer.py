@@ -16,6 +16,12 @@ NormalizerEstimate = collections.namedtuple(
 
 DEFAULT_GPU_SAMPLES = 10**10
 DEFAULT_CPU_SAMPLES = 10**7
+# Speed settings of the loop, measured by `python -m benchmarks.log_normalizer_throughput`
+# (README, Benchmarks): on CPU XLA is ~6x slower (its random normals are slow) and chunks of
+# 16k-1M samples or float32 chunk sums change the rate by less than the noise.
+DEFAULT_CHUNK_SIZE = 10**5
+DEFAULT_JIT_COMPILE = False
+DEFAULT_CHUNK_DTYPE = tf.float64
 
 
 def default_num_samples(gpu_samples=DEFAULT_GPU_SAMPLES, cpu_samples=DEFAULT_CPU_SAMPLES):
@@ -24,13 +30,46 @@ def default_num_samples(gpu_samples=DEFAULT_GPU_SAMPLES, cpu_samples=DEFAULT_CPU
   return gpu_samples if tf.config.list_physical_devices("GPU") else cpu_samples
 
 
-def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk_size=10**5,
-                            antithetic=False, seed=None):
+def _chunk_moments(log_a, log_a_pair, dtype):
+  """Sums of a and a^2 over one chunk, as float64 scalars.
+
+  Args:
+    log_a: [n] log a(z) of the chunk's draws. log_a_pair: [n] log a(-z) of their antithetic
+      twins (each unit is then the pair mean (a(z) + a(-z)) / 2), or None.
+    dtype: tf.float64 evaluates exp and the sums in float64 (the squares of density
+      ratios r(z) of NCP, which may exceed 1 by far, overflow float32 unshifted); tf.float32
+      evaluates them in float32 after shifting by the chunk's largest log a, m, so that
+      exp(log a - m) <= 1 cannot overflow; the factors exp(m), exp(2 m) are applied in
+      float64.
+
+  Returns:
+    (sum of units, sum of squared units), float64 scalars.
+  """
+  logs = [log_a] if log_a_pair is None else [log_a, log_a_pair]
+  if dtype == tf.float64:
+    shift = tf.constant(0.0, tf.float64)
+    logs = [tf.cast(l, tf.float64) for l in logs]
+  else:
+    logs = [tf.cast(l, dtype) for l in logs]
+    shift = tf.reduce_max([tf.reduce_max(l) for l in logs])
+    shift = tf.where(tf.math.is_finite(shift), shift, tf.zeros_like(shift))
+    logs = [l - shift for l in logs]
+    shift = tf.cast(shift, tf.float64)
+  units = tf.add_n([tf.exp(l) for l in logs]) / float(len(logs))
+  total = tf.cast(tf.reduce_sum(units), tf.float64) * tf.exp(shift)
+  total_sq = tf.cast(tf.reduce_sum(tf.square(units)), tf.float64) * tf.exp(2.0 * shift)
+  return total, total_sq
+
+
+def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
+                            chunk_size=DEFAULT_CHUNK_SIZE, antithetic=False, seed=None,
+                            jit_compile=DEFAULT_JIT_COMPILE, chunk_dtype=DEFAULT_CHUNK_DTYPE):
   """Streams S proposal samples through a(z) and returns Z, log Z and standard errors.
 
-  Sums are accumulated in float64, so S = 10^10 loses no precision; memory is O(chunk_size).
-  With `antithetic=True` each chunk holds chunk_size / 2 pairs (z, -z); the pair means are the
-  i.i.d. units of the standard error. Valid only for proposals symmetric about 0 (N(0, I)).
+  The sums across chunks are accumulated in float64, so S = 10^10 loses no precision; memory
+  is O(chunk_size). With `antithetic=True` each chunk holds chunk_size / 2 pairs (z, -z);
+  the pair means are the i.i.d. units of the standard error. Valid only for proposals
+  symmetric about 0 (N(0, I)).
 
   Args:
     proposal: `tfd.Distribution` pi with event shape [d].
@@ -39,14 +78,18 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk
     num_samples: total S (rounded up to whole chunks); None picks `default_num_samples()`.
     chunk_size: samples evaluated per step (10^5 in the paper); even when antithetic.
     antithetic: whether to use antithetic pairs.
-    seed: stateless seed (shape [2]), int or None.
+    seed: stateless seed (shape [2]), int (the same estimate on every call) or None.
+    jit_compile: compile the loop with XLA.
+    chunk_dtype: tf.float32 or tf.float64, the dtype of exp(log a) and of the sums within
+      a chunk (see `_chunk_moments`); the sums across chunks are float64 either way.
 
   Returns:
     `NormalizerEstimate` of float64 scalars: log_normalizer (nats), normalizer Z, standard_error
     of Z, log_normalizer_standard_error (delta method, SE / Z), and num_samples actually used.
 
   Raises:
-    ValueError: if num_samples or chunk_size < 1, or chunk_size is odd with antithetic=True.
+    ValueError: if num_samples or chunk_size < 1, chunk_size is odd with antithetic=True, or
+      chunk_dtype is not float32 / float64.
   """
   if num_samples is None:
     num_samples = default_num_samples()
@@ -54,23 +97,26 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None, chunk
     raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}.")
   if antithetic and chunk_size % 2:
     raise ValueError(f"chunk_size must be even for antithetic pairs, got {chunk_size}.")
+  chunk_dtype = tf.as_dtype(chunk_dtype)
+  if chunk_dtype not in (tf.float32, tf.float64):
+    raise ValueError(f"chunk_dtype must be float32 or float64, got {chunk_dtype.name}.")
   chunk_size = int(min(chunk_size, num_samples))
   chunk_size += chunk_size % 2 if antithetic else 0
   num_chunks = int(math.ceil(num_samples / chunk_size))
   draws = chunk_size // 2 if antithetic else chunk_size
-  seed = tfp.random.sanitize_seed(seed)
+  # A Python int becomes the stateless seed [0, seed]: tfp.random.sanitize_seed turns an int
+  # into a stateful draw, which differs from call to call.
+  seed = tfp.random.sanitize_seed([0, seed] if isinstance(seed, int) else seed)
 
-  @tf.function(autograph=False)
+  @tf.function(autograph=False, jit_compile=jit_compile)
   def run():
     def body(i, total, total_sq):
       chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
       z = proposal.sample(draws, seed=chunk_seed)
-      # exp in float64: density ratios r(z) (NCP) may exceed 1 by far and their squares
-      # overflow float32.
-      a = tf.exp(tf.cast(log_acceptance_fn(z), tf.float64))
-      if antithetic:
-        a = 0.5 * (a + tf.exp(tf.cast(log_acceptance_fn(-z), tf.float64)))
-      return i + 1, total + tf.reduce_sum(a), total_sq + tf.reduce_sum(tf.square(a))
+      log_a_pair = log_acceptance_fn(-z) if antithetic else None
+      chunk_total, chunk_total_sq = _chunk_moments(log_acceptance_fn(z), log_a_pair,
+                                                   chunk_dtype)
+      return i + 1, total + chunk_total, total_sq + chunk_total_sq
 
     zero = tf.constant(0.0, tf.float64)
     _, total, total_sq = tf.while_loop(
