@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors import replicas
+
 tfd = tfp.distributions
 
 # All fields have shape [K, B] (K importance samples, B examples) except z_top [K, B, d].
@@ -65,7 +67,7 @@ def single_latent_forward(encoder_output, logits_fn, x, num_samples, seed,
       `bernoulli_log_likelihood` (default) or `gaussian_log_likelihood`.
   """
   posterior = diagonal_normal(encoder_output)
-  z = posterior.sample(num_samples, seed=seed)
+  z = replicas.sample_diagonal_normal(posterior, seed, num_samples)
   zeros = tf.zeros(tf.shape(z)[:-1])
   return Forward(z, posterior.log_prob(z), log_likelihood_fn(logits_fn(z), x), zeros, zeros)
 

@@ -11,6 +11,7 @@ The learned prior is p(z2), the top latent.
 import gin
 import tensorflow as tf
 
+from tfp_priors import replicas
 from tfp_priors.models import base
 from tfp_priors.nets import MLP
 
@@ -72,9 +73,9 @@ class HVAE(tf.Module):
     base.check_input(x, self.input_size)
     seed2, seed1 = base.split_seed(seed)
     q2 = base.diagonal_normal(self.q_z2(x))
-    z2 = q2.sample(num_samples, seed=seed2)
+    z2 = replicas.sample_diagonal_normal(q2, seed2, num_samples)
     q1 = base.diagonal_normal(self.q_z1(x, z2))
-    z1 = q1.sample(seed=seed1)
+    z1 = replicas.sample_diagonal_normal(q1, seed1)
     p1 = base.diagonal_normal(self.p_z1(z2))
     log_lik = base.bernoulli_log_likelihood(self.p_x(z1, z2), x)
     return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1))

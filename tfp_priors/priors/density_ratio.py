@@ -22,6 +22,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors import distributions
+from tfp_priors import replicas
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.models import base as model_base
 from tfp_priors.nets import MLP
@@ -129,9 +130,9 @@ class DensityRatioPrior(base.Prior):
       (loss scalar in nats, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'}).
     """
     seed_q, seed_b = model_base.split_seed(seed)
-    z_data = tf.stop_gradient(model.encode_top(x).sample(seed=seed_q))
-    z_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z_data)[0],
-                                                               seed=seed_b))
+    z_data = tf.stop_gradient(replicas.sample_diagonal_normal(model.encode_top(x), seed_q))
+    z_noise = tf.stop_gradient(replicas.replica_rows(
+        lambda m: self.base.distribution().sample(m, seed=seed_b), tf.shape(z_data)[0]))
     logits = self.log_ratio(tf.concat([z_data, z_noise], 0), training=training)
     return nce_statistics(*tf.split(logits, 2))
 

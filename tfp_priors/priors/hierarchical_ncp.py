@@ -9,6 +9,7 @@ aggregate-posterior and base samples share z_<k). Ancestral sampling uses SIR in
 import gin
 import tensorflow as tf
 
+from tfp_priors import replicas
 from tfp_priors.nets import MLP
 from tfp_priors.priors import base
 from tfp_priors.priors import density_ratio
@@ -80,12 +81,15 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     del training  # no dropout here
     seeds = tf.unstack(tf.random.experimental.stateless_split(
         tf.constant([0, 0]) if seed is None else seed, 4))
-    z2 = tf.stop_gradient(model.encode_top(x).sample(seed=seeds[0]))
-    z2_noise = tf.stop_gradient(self.base.distribution().sample(tf.shape(z2)[0], seed=seeds[1]))
+    z2 = tf.stop_gradient(replicas.sample_diagonal_normal(model.encode_top(x), seeds[0]))
+    z2_noise = tf.stop_gradient(replicas.replica_rows(
+        lambda m: self.base.distribution().sample(m, seed=seeds[1]), tf.shape(z2)[0]))
     logits_top = self.log_ratio(tf.concat([z2, z2_noise], 0))
     loss_top, stats = density_ratio.nce_statistics(*tf.split(logits_top, 2), suffix="_group_1")
-    z1 = tf.stop_gradient(model.posterior_lower(x, z2).sample(seed=seeds[2]))
-    z1_noise = tf.stop_gradient(self._conditional_prior(z2).sample(seed=seeds[3]))
+    z1 = tf.stop_gradient(replicas.sample_diagonal_normal(model.posterior_lower(x, z2),
+                                                          seeds[2]))
+    z1_noise = tf.stop_gradient(replicas.sample_diagonal_normal(self._conditional_prior(z2),
+                                                                seeds[3]))
     logits_lower = self.lower_log_ratio(tf.concat([z1, z1_noise], 0), tf.concat([z2, z2], 0))
     loss_lower, lower_stats = density_ratio.nce_statistics(*tf.split(logits_lower, 2),
                                                            suffix="_group_2")
