@@ -5,6 +5,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+# Two logical CPU devices, so that tf.distribute.MirroredStrategy has two replicas to split a
+# batch over (tests/test_distribute.py); ops still run on CPU:0 unless a strategy places them.
+# This must happen before TensorFlow initialises its devices.
+NUM_LOGICAL_CPUS = 2
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS)
 
 SLICE_DIR = os.path.join(os.path.dirname(__file__), "data")
 

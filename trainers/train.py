@@ -17,12 +17,14 @@ import tf_keras
 
 from tfp_priors import export as export_lib
 from tfp_priors import objectives
+from tfp_priors import replicas
 from tfp_priors.data import pipelines
 from tfp_priors.evaluation import images as images_lib
 from tfp_priors.evaluation import metrics
 from tfp_priors.models import VAE
 from tfp_priors.nets import regularization
 from tfp_priors.priors import StandardNormalPrior, build_prior
+from trainers import distribute as distribute_lib
 from trainers import early_stopping as early_stopping_lib
 from trainers import strategies
 
@@ -69,22 +71,31 @@ def learning_rate_function(num_steps, learning_rate=3e-4, final_learning_rate=1e
 
 
 class Trainer(tf.Module):
-  """Holds model, prior, optimizer, step counter and RNG; all of them are checkpointed.
+  """Holds model, prior, optimizer and step counter; all of them are checkpointed.
 
   `train_step(x, learning_rate, phase)` is one Adam step of the phase's objective over the
   phase's variables (see `trainers.strategies.Phase`), plus L2 weight decay on the hidden
-  kernels among them (Xu B.3).
+  kernels among them (Xu B.3). Its random numbers are stateless, seeded by (seed, step), so
+  a run is repeatable and a resumed run draws what an uninterrupted one does.
+
+  Under a `tf.distribute` strategy (build model, prior and Trainer inside its `scope()`), each
+  of the n replicas takes B/n consecutive examples of the global batch x [B, D] and the
+  noise a single device would draw for them (`tfp_priors.replicas`); per-replica gradients of
+  loss / n are summed, so the update is that of the global-batch mean loss; the LARS <Z>
+  is averaged over replicas and identical on all of them.
   """
 
   def __init__(self, model, prior, warmup_steps, seed, kl_warmup_start=0.0, weight_decay=0.0,
-               early_stopping=None):
+               early_stopping=None, distribute_strategy=None):
     super().__init__(name="trainer")
     self.model, self.prior = model, prior
+    self._distribute = distribute_strategy or tf.distribute.get_strategy()
     self.base_prior = StandardNormalPrior(model.latent_size)
     # The rate is assigned every step from the strategy's schedule.
     self.optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.rng = tf.random.Generator.from_seed(seed)
+    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.seed = int(seed)
     self.warmup_steps, self.kl_warmup_start = warmup_steps, float(kl_warmup_start)
     self.weight_decay = float(weight_decay)
     self.model_variables = list(model.trainable_variables)
@@ -95,29 +106,63 @@ class Trainer(tf.Module):
     self.optimizer.build(self.train_variables)
     extra = {} if early_stopping is None else {"early_stopping": early_stopping}
     self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
-                                          step=self.step, rng=self.rng, **extra)
+                                          step=self.step, **extra)
 
   @tf.function
   def train_step(self, x, learning_rate, phase=strategies.JOINT):
     """One step; skipped if the loss or a gradient is not finite.
 
     Args:
-      x: [B, D] batch. learning_rate: scalar float32 tensor. phase: a `strategies.Phase`
-        (a Python value: each distinct phase is traced once).
+      x: [B, D] global batch (B divisible by the number of replicas). learning_rate: scalar
+        float32 tensor. phase: a `strategies.Phase` (a Python value: each distinct phase is
+        traced once).
 
     Returns:
-      dict of scalars (nats per example): 'loss', 'weight_penalty', 'kl_weight', 'finite';
-      'elbo', 'reconstruction', 'kl' for the ELBO objective, 'cross_entropy'
-      (-E_q(z)[log p(z)]) for maximum likelihood, 'nce_loss' and 'jensen_shannon' for the
-      noise-contrastive objective; plus the prior's statistics.
+      dict of scalars (nats per example, means over the global batch): 'loss',
+      'weight_penalty', 'kl_weight', 'finite'; 'elbo', 'reconstruction', 'kl' for the ELBO
+      objective, 'cross_entropy' (-E_q(z)[log p(z)]) for maximum likelihood, 'nce_loss' and
+      'jensen_shannon' for the noise-contrastive objective; plus the prior's statistics.
+
+    Raises:
+      ValueError: B is not divisible by the number of replicas.
     """
-    seed = tf.cast(self.rng.make_seeds(1)[:, 0], tf.int32)
+    seed = tf.cast(tf.random.experimental.stateless_fold_in(
+        tf.constant([self.seed, 1], tf.int64), self.step), tf.int32)
     variables = ((self.model_variables if phase.train_model else [])
                  + (self.prior.objective_variables(phase.objective) if phase.train_prior
                     else []))
-    prior = self.prior if phase.learned_prior else self.base_prior
     beta = (objectives.kl_weight(self.step, self.warmup_steps, self.kl_warmup_start)
             if phase.train_model else tf.constant(1.0))
+    present = []  # indices of the variables that get a gradient (filled at trace time)
+    grads, out = self._distribute.run(
+        lambda x, seed, beta: self._replica_gradients(x, seed, beta, phase, variables, present),
+        args=(x, seed, beta))
+    out = {k: self._distribute.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+           for k, v in out.items()}
+    finite = tf.equal(out.pop("finite_fraction"), 1.0)
+
+    def apply():
+      self.optimizer.learning_rate.assign(learning_rate)
+      self.optimizer.apply_gradients(zip(grads, [variables[i] for i in present]),
+                                     skip_gradients_aggregation=True)
+      self.step.assign_add(1)
+      return tf.constant(True)
+
+    tf.cond(finite, apply, lambda: tf.constant(False))
+    out["finite"] = finite
+    return out
+
+  def _replica_gradients(self, x, seed, beta, phase, variables, present):
+    """This replica's share of the step: (summed gradients of the present variables, stats)."""
+    replica, count = replicas.replica_position()
+    if count > 1:
+      if x.shape[0] is not None and x.shape[0] % count:
+        raise ValueError(f"the global batch of {x.shape[0]} examples does not split evenly "
+                         f"over {count} replicas; set make_datasets.batch_size to a multiple "
+                         f"of {count}.")
+      size = tf.shape(x)[0] // count
+      x = x[replica * size:(replica + 1) * size]
+    prior = self.prior if phase.learned_prior else self.base_prior
     with tf.GradientTape() as tape:
       if phase.objective == "elbo":
         terms, stats = objectives.elbo(self.model, prior, x, training=True, seed=seed)
@@ -136,20 +181,19 @@ class Trainer(tf.Module):
       penalty = regularization.l2_penalty(
           [v for v in variables if id(v) in self._decayed], self.weight_decay)
       total = loss + penalty
-    grads = tape.gradient(total, variables)
+      # Summed over replicas, the gradients of total / n are those of the global mean.
+      scaled = total / count
+    grads = tape.gradient(scaled, variables)
+    present[:] = [i for i, g in enumerate(grads) if g is not None]
+    grads = [grads[i] for i in present]
+    if count > 1:
+      grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
     finite = tf.logical_and(tf.math.is_finite(total),
                             tf.math.is_finite(tf.linalg.global_norm(grads)))
-
-    def apply():
-      self.optimizer.learning_rate.assign(learning_rate)
-      self.optimizer.apply_gradients(zip(grads, variables))
-      self.step.assign_add(1)
-      return tf.constant(True)
-
-    tf.cond(finite, apply, lambda: tf.constant(False))
-    out.update({"loss": loss, "weight_penalty": penalty, "kl_weight": beta, "finite": finite})
+    out.update({"loss": loss, "weight_penalty": penalty, "kl_weight": beta,
+                "finite_fraction": tf.cast(finite, tf.float32)})
     out.update(stats)
-    return out
+    return grads, out
 
 
 def _restore(trainer, manager):
@@ -176,7 +220,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
           checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
           normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
           schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
-          validation_max_examples=None, early_stopping_patience=None, print_fn=print):
+          validation_max_examples=None, early_stopping_patience=None, distribute=None,
+          deterministic=False, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
   Args:
@@ -193,7 +238,11 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
     weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
     log_every, checkpoint_every, image_every: intervals in steps.
-    seed: seed of initialisation, data order and sampling.
+    seed: seed of initialisation and of the training step's stateless random draws (the data
+      order and binarization have `make_datasets.seed`).
+    deterministic: also make every op deterministic (`tf.config.experimental.
+      enable_op_determinism`, for the rest of the process): two runs with one seed then give
+      bit-identical weights and metrics on a CPU (`trainers.run --seed=N` sets both).
     evaluate: run the test-set evaluation at the end.
     export: write the SavedModel to workdir/export.
     normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
@@ -208,6 +257,10 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     validation_max_examples: validate on the first N validation examples (None: all).
     early_stopping_patience: stop after this many validations without improvement (None:
       train for num_steps; the best weights are used either way).
+    distribute: None (one device), 'mirrored' (all local GPUs / logical CPUs), 'multi_worker'
+      (TF_CONFIG) or a `tf.distribute.Strategy`; see `trainers.distribute`. The global batch
+      `make_datasets.batch_size` is split over the replicas; the loss trajectory is that of
+      one device with the same batch and seed, up to float summation order.
     print_fn: console output (None: silent).
 
   Returns:
@@ -239,22 +292,28 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     warmup_steps = int(num_steps // 100 * schedule_time_scale)
   early_stopping = (early_stopping_lib.EarlyStopping(early_stopping_patience)
                     if validation_every else None)
+  distribute_strategy = distribute_lib.make_strategy(distribute)
+  chief = distribute_lib.worker_index(distribute_strategy) == 0
+  workdir = distribute_lib.worker_workdir(workdir, distribute_strategy)
+  if deterministic:
+    tf.config.experimental.enable_op_determinism()
   tf_keras.utils.set_random_seed(seed)  # python, numpy and TF seeds: same init every run
   strategy.phase(0, num_steps, learning_rate_fn)  # validates the budget before any work
   os.makedirs(workdir, exist_ok=True)
   checkpoint_dir = os.path.join(workdir, "checkpoints")
   data = pipelines.make_datasets(start_step=_saved_step(checkpoint_dir))
-  model = model_fn(train_mean=data.train_mean)
-  prior = build_prior(model.latent_size, model=model)
-  trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay,
-                    early_stopping)
+  with distribute_strategy.scope():
+    model = model_fn(train_mean=data.train_mean)
+    prior = build_prior(model.latent_size, model=model)
+    trainer = Trainer(model, prior, warmup_steps, seed, kl_warmup_start, weight_decay,
+                      early_stopping, distribute_strategy)
   manager = tf.train.CheckpointManager(trainer.checkpoint, checkpoint_dir, max_to_keep=3)
   best_manager = (tf.train.CheckpointManager(
       trainer.checkpoint, os.path.join(workdir, "best_checkpoint"), max_to_keep=1)
                   if early_stopping else None)
   iterator = iter(data.train)
   if _restore(trainer, manager):
-    print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step)}.")
+    print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step.numpy())}.")
   else:
     strategy.prepare(model, prior)
     # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of the
@@ -265,19 +324,19 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write(gin.config_str())
 
-  start_step = int(trainer.step)
+  start_step = int(trainer.step.numpy())
   writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
   last_time, last_step = time.time(), start_step
   steps_per_second = float("nan")
   phase_name = None
   with writer.as_default():
-    while int(trainer.step) < num_steps and not (early_stopping and early_stopping.should_stop):
-      phase, rate = strategy.phase(int(trainer.step), num_steps, learning_rate_fn)
+    while int(trainer.step.numpy()) < num_steps and not (early_stopping and early_stopping.should_stop):
+      phase, rate = strategy.phase(int(trainer.step.numpy()), num_steps, learning_rate_fn)
       if phase.name != phase_name:
-        print_fn(f"step {int(trainer.step)}: phase {phase.name} (learning rate {rate:g})")
+        print_fn(f"step {int(trainer.step.numpy())}: phase {phase.name} (learning rate {rate:g})")
         phase_name = phase.name
       out = trainer.train_step(next(iterator), tf.constant(rate, tf.float32), phase)
-      step = int(trainer.step)
+      step = int(trainer.step.numpy())
       if not bool(out["finite"]):
         raise NonFiniteLossError(
             f"the loss became {float(out['loss'])} at step {step + 1}; the update was skipped "
@@ -304,12 +363,16 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                   validation_importance_samples, validation_max_examples, seed, print_fn)
       if step % checkpoint_every == 0:
         manager.save(checkpoint_number=step)
-    if manager.latest_checkpoint is None or int(trainer.step) != _checkpoint_step(manager):
-      manager.save(checkpoint_number=int(trainer.step))
+    if manager.latest_checkpoint is None or int(trainer.step.numpy()) != _checkpoint_step(manager):
+      manager.save(checkpoint_number=int(trainer.step.numpy()))
 
-    results = {"num_steps": int(trainer.step), "train_steps_per_second": steps_per_second,
+    results = {"num_steps": int(trainer.step.numpy()), "train_steps_per_second": steps_per_second,
                "prior": prior.registry_name, "model": type(model).__name__,
-               "strategy": strategy.name}
+               "strategy": strategy.name,
+               "num_replicas": int(distribute_strategy.num_replicas_in_sync)}
+    if not chief:  # the chief finalizes, evaluates and exports the shared weights
+      _write_metrics(workdir, results)
+      return results
     if early_stopping and best_manager.latest_checkpoint:
       # Evaluate, finalize and export the best weights; later saves go to best_checkpoint/ so
       # that checkpoints/ still resumes from the last step.
@@ -328,24 +391,28 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                    **model.finalize(prior, seed=seed, log_fn=print_fn)}
     if finalized:
       results.update(finalized)
-      manager.save(checkpoint_number=int(trainer.step))
+      manager.save(checkpoint_number=int(trainer.step.numpy()))
     if evaluate:
       print_fn(f"Evaluating test NLL with K={num_importance_samples} importance samples...")
       results.update(metrics.evaluate(model, prior, data.test, num_importance_samples,
                                       seed=seed, max_examples=eval_max_examples,
                                       log_fn=print_fn))
       for k in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
-        tf.summary.scalar(f"test/{k}", results[k], step=int(trainer.step))
+        tf.summary.scalar(f"test/{k}", results[k], step=int(trainer.step.numpy()))
       print_fn(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
                f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
                f"KL(q(z|x) || p(z|x)) {results['kl_posterior']:.2f}, "
                f"active units {results['active_units']}")
-  with open(os.path.join(workdir, "metrics.json"), "w") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
+  _write_metrics(workdir, results)
   if export:
     path = export_lib.export(model, prior, os.path.join(workdir, "export"), data.image_shape)
     print_fn(f"Exported SavedModel to {path}")
   return results
+
+
+def _write_metrics(workdir, results):
+  with open(os.path.join(workdir, "metrics.json"), "w") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
 
 
 def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,

@@ -1,7 +1,7 @@
 """Reading a training run's workdir back: its gin config and latest checkpoint.
 
 `trainers.train.train` writes workdir/config.gin (the gin config it ran with) and
-workdir/checkpoints/ (`Trainer.checkpoint`: model=, prior=, optimizer=, step=, rng=). The
+workdir/checkpoints/ (`Trainer.checkpoint`: model=, prior=, optimizer=, step=). The
 figure scripts rebuild the model from the one and restore it from the other.
 """
 import os

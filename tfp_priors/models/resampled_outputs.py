@@ -108,8 +108,12 @@ class ResampledOutputs(tf.Module):
     self.normalizer_samples = normalizer_samples
     self.acceptance_net = MLP(self.input_size, hidden_sizes, 1, activation="tanh",
                               name="acceptance")
-    self.moving_average = tf.Variable(0.0, trainable=False, name="ema_normalizer")
+    # MEAN: assignable from every replica under tf.distribute (see priors.LarsPrior).
+    self.moving_average = tf.Variable(0.0, trainable=False,
+                                      aggregation=tf.VariableAggregation.MEAN,
+                                      name="ema_normalizer")
     self.evaluation_log_normalizer = tf.Variable(math.nan, trainable=False,
+                                                 aggregation=tf.VariableAggregation.MEAN,
                                                  name="evaluation_log_normalizer")
 
   def log_acceptance(self, x):

@@ -58,9 +58,13 @@ class LarsPrior(base.Prior):
     self.ema_epsilon = float(ema_epsilon)
     self.acceptance_net = MLP(latent_size, hidden_sizes, 1, activation="tanh",
                               name="acceptance")
+    # Under tf.distribute each replica assigns its batch's value; MEAN aggregation makes the
+    # stored <Z> the mean over the global batch, identical on every replica.
     self.moving_average = tf.Variable(self._initial_normalizer(), trainable=False,
+                                      aggregation=tf.VariableAggregation.MEAN,
                                       name="ema_normalizer")
     self.evaluation_log_normalizer = tf.Variable(math.nan, trainable=False,
+                                                 aggregation=tf.VariableAggregation.MEAN,
                                                  name="evaluation_log_normalizer")
     self._seconds_per_proposal = None
 
