@@ -14,9 +14,14 @@ import tensorflow as tf
 
 from tfp_priors import objectives
 
+# Speed settings, measured by `python -m benchmarks.iwae_throughput` (README, Benchmarks).
+DEFAULT_IWAE_BATCH_SIZE = 20
+DEFAULT_JIT_COMPILE = False
 
-def evaluate(model, prior, dataset, num_importance_samples=1000, iwae_batch_size=20, seed=0,
-             max_examples=None, log_fn=None):
+
+def evaluate(model, prior, dataset, num_importance_samples=1000,
+             iwae_batch_size=DEFAULT_IWAE_BATCH_SIZE, seed=0, max_examples=None, log_fn=None,
+             jit_compile=DEFAULT_JIT_COMPILE):
   """Evaluates on a finite dataset of [B, D] batches.
 
   Args:
@@ -28,6 +33,7 @@ def evaluate(model, prior, dataset, num_importance_samples=1000, iwae_batch_size
     seed: int seed of the estimates.
     max_examples: evaluate only the first N examples (None: all).
     log_fn: optional callable(str) for progress lines.
+    jit_compile: compile the evaluation step with XLA.
 
   Returns:
     dict with 'nll', 'elbo', 'reconstruction', 'kl' (E KL(q(z|x) || p(z))), 'kl_posterior'
@@ -44,7 +50,7 @@ def evaluate(model, prior, dataset, num_importance_samples=1000, iwae_batch_size
   dataset = dataset.batch(iwae_batch_size)
   distribution = prior.distribution()
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def step(x, seed):
     seed_iwae, seed_elbo = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     bound = objectives.iwae_bound(model, distribution, x, num_importance_samples, seed_iwae)
