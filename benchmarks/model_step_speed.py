@@ -4,18 +4,17 @@ r"""Training-step time of each model class relative to the LARS `VAE()`, in one 
 
 Each model gets the standard Normal prior and a compiled (tf.function) step: single-sample ELBO,
 gradient, Adam update. After a warm-up, `rounds` interleaved blocks of `steps` steps per model
-are timed (interleaving evens out machine noise); prints the median ms/step and the ratio to
-the first model. The batch is one fixed random binary batch, so the figure is the cost of the
+are timed (interleaving evens out machine noise); prints the median ms/step, the ratio to
+the first model and the matrix-product FLOPs per step (forward and gradient, from the traced
+graph), and writes them to `--output_json`. The batch is one fixed random binary batch, so the figure is the cost of the
 step itself, independent of the trainer and data pipeline.
 """
-import statistics
-import time
-
 from absl import app
 from absl import flags
 import tensorflow as tf
 import tf_keras
 
+from benchmarks import common
 from tfp_priors import models
 from tfp_priors import objectives
 from tfp_priors.priors import build_prior
@@ -48,23 +47,37 @@ def build(name):
 def main(argv):
   del argv
   x = tf.cast(tf.random.stateless_uniform([FLAGS.batch_size, 784], [0, 0]) < 0.13, tf.float32)
-  steps = {name: build(name) for name in FLAGS.models}
-  for step in steps.values():
+  steps, flops = {}, {}
+  for name in FLAGS.models:
+    step = build(name)
+    flops[name] = common.graph_matmul_flops(
+        step.get_concrete_function(x, tf.TensorSpec([2], tf.int32)))[0]
     for i in range(5):
       step(x, tf.constant([i, 0])).numpy()
-  times = {name: [] for name in steps}
-  for _ in range(FLAGS.rounds):
-    for name, step in steps.items():
-      start = time.perf_counter()
+
+    def block(step=step):
       for i in range(FLAGS.steps):
         loss = step(x, tf.constant([i, 1]))
       loss.numpy()
-      times[name].append((time.perf_counter() - start) / FLAGS.steps)
-  base = statistics.median(times[FLAGS.models[0]])
-  for name, ts in times.items():
-    t = statistics.median(ts)
-    print(f"{name:>10}: {1e3 * t:8.2f} ms/step ({1 / t:6.1f} steps/s), {t / base:6.2f}x "
-          f"{FLAGS.models[0]}")
+    steps[name] = block
+  timed = common.interleaved_medians(steps, FLAGS.rounds)
+  base = FLAGS.models[0]
+  rows = []
+  for name, (seconds, all_seconds) in timed.items():
+    t = seconds / FLAGS.steps
+    rows.append({"model": name, "ms_per_step": 1e3 * t, "steps_per_second": 1 / t,
+                 "time_ratio": seconds / timed[base][0], "block_seconds": all_seconds,
+                 "matmul_mflops_per_step": flops[name] / 1e6,
+                 "multiply_add_ratio": flops[name] / flops[base]})
+  common.print_table(
+      f"Training step of each model with N(0, I), batch {FLAGS.batch_size} "
+      f"({common.device_name()}; median of {FLAGS.rounds} interleaved blocks of {FLAGS.steps} "
+      f"steps; ratios to {base}; convolutions are not in the matmul FLOP count)",
+      [("model", "model"), ("ms_per_step", "ms/step"), ("steps_per_second", "steps/s"),
+       ("time_ratio", "time ratio"), ("matmul_mflops_per_step", "matmul MFLOPs/step"),
+       ("multiply_add_ratio", "multiply-add ratio")], rows)
+  common.write_json("model_step_speed", {"batch_size": FLAGS.batch_size, "steps": FLAGS.steps,
+                                         "rounds": FLAGS.rounds}, rows)
 
 
 if __name__ == "__main__":
