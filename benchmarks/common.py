@@ -55,31 +55,37 @@ def median_seconds(fn, repeats, warmup=1):
   return interleaved_medians({"fn": fn}, repeats)["fn"][0]
 
 
-_MATMUL_RATE = {}
+MATMUL = "dense matmul"  # the name of the roof's block among interleaved blocks
+
+
+def matmul_block(size=1024, dtype=tf.float32, products=8):
+  """A timed block for the machine's dense-matmul rate, the roof of the roofline ratios.
+
+  Returns:
+    (callable running `products` chained [size, size] x [size, size] products in one
+    tf.function and waiting for them, warmed up; FLOPs per call, 2 size^3 products).
+    Time it among a benchmark's interleaved blocks (key `MATMUL`) so that the roof is
+    measured under the same machine load as the work it is compared with.
+  """
+  a = tf.random.stateless_normal([size, size], [0, 1], dtype=dtype)
+  b = tf.random.stateless_normal([size, size], [0, 2], dtype=dtype)
+
+  @tf.function
+  def chain():
+    c = a
+    for _ in range(products):
+      c = tf.matmul(c, b) * 1e-2
+    return tf.reduce_sum(c)
+
+  chain().numpy()
+  return (lambda: chain().numpy()), products * 2.0 * size**3
 
 
 def matmul_flops_per_second(size=1024, dtype=tf.float32, repeats=5):
-  """The machine's measured dense-matmul rate in FLOP/s (2 n^3 per [n, n] x [n, n] product).
-
-  A [size, size] float32 product repeated 8 times per timed call inside one tf.function,
-  median of `repeats` calls: the roof of the roofline ratios (what a dense layer of this
-  machine can reach at best). Cached per (size, dtype).
-  """
-  key = (size, dtype)
-  if key not in _MATMUL_RATE:
-    a = tf.random.stateless_normal([size, size], [0, 1], dtype=dtype)
-    b = tf.random.stateless_normal([size, size], [0, 2], dtype=dtype)
-
-    @tf.function
-    def products():
-      c = a
-      for _ in range(8):
-        c = tf.matmul(c, b) * 1e-2
-      return tf.reduce_sum(c)
-
-    seconds = median_seconds(lambda: products().numpy(), repeats)
-    _MATMUL_RATE[key] = 8 * 2.0 * size**3 / seconds
-  return _MATMUL_RATE[key]
+  """The machine's measured dense-matmul rate in FLOP/s (median of `repeats` calls of
+  `matmul_block`)."""
+  block, flops = matmul_block(size, dtype)
+  return flops / median_seconds(block, repeats, warmup=0)
 
 
 def mlp_flops(sizes):
