@@ -147,8 +147,10 @@ def test_same_seed_is_deterministic_and_different_seeds_differ():
   assert int(first.num_accepted) == int(second.num_accepted)
   other = _sample(5, num=500, seed=(11, 13))
   assert not np.array_equal(first.samples.numpy(), other.samples.numpy())
-  # (Python int seeds go through tfp.random.sanitize_seed, i.e. TF's *stateful* seeding: they are
-  # not reproducible across calls in eager mode, so only tensor seeds are tested here.)
+  # A Python int is a fixed stateless seed too.
+  def int_seeded():
+    return rejection.truncated_rejection_sample(_proposal(), _log_a_tf, 50, 5, seed=3).samples
+  np.testing.assert_array_equal(int_seeded().numpy(), int_seeded().numpy())
 
 
 @pytest.mark.parametrize("truncation", [5, None])

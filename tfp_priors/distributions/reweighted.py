@@ -7,6 +7,7 @@ SIR and by Langevin dynamics with energy E(z) = -log r(z) - log p(z)), footnote 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors import seeds
 from tfp_priors.samplers import langevin
 from tfp_priors.samplers import sir
 
@@ -150,7 +151,7 @@ class Reweighted(tfd.Distribution):
     Raises:
       ValueError / tf.errors.InvalidArgumentError: see `langevin.langevin_dynamics`.
     """
-    init_seed, chain_seed = tfp.random.split_seed(sir.stateless_seed(seed), 2)
+    init_seed, chain_seed = tfp.random.split_seed(seeds.stateless_seed(seed), 2)
     initial_state = self._base.sample(num_samples, seed=init_seed)
     return langevin.langevin_dynamics(self.energy, initial_state, step_size, num_steps,
                                       seed=chain_seed)

@@ -7,7 +7,8 @@ import collections
 import math
 
 import tensorflow as tf
-import tensorflow_probability as tfp
+
+from tfp_priors import seeds
 
 NormalizerEstimate = collections.namedtuple(
     "NormalizerEstimate",
@@ -104,9 +105,7 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
   chunk_size += chunk_size % 2 if antithetic else 0
   num_chunks = int(math.ceil(num_samples / chunk_size))
   draws = chunk_size // 2 if antithetic else chunk_size
-  # A Python int becomes the stateless seed [0, seed]: tfp.random.sanitize_seed turns an int
-  # into a stateful draw, which differs from call to call.
-  seed = tfp.random.sanitize_seed([0, seed] if isinstance(seed, int) else seed)
+  seed = seeds.stateless_seed(seed)  # an int is a fixed seed, not a stateful draw
 
   @tf.function(autograph=False, jit_compile=jit_compile)
   def run():

@@ -13,7 +13,7 @@ not reach it.
 import numpy as np
 import tensorflow as tf
 
-from tfp_priors.samplers import sir
+from tfp_priors import seeds
 
 _STEP_MESSAGE = "Langevin dynamics needs a positive step size lambda; got {}."
 _STEPS_MESSAGE = "Langevin dynamics needs num_steps >= 0; got {}."
@@ -38,7 +38,7 @@ def langevin_dynamics(energy_fn, initial_state, step_size, num_steps, seed=None)
     step_size: lambda > 0, Python float or scalar float tensor.
     num_steps: T >= 0, Python int or scalar int tensor; T = 0 returns initial_state.
     seed: stateless seed (shape [2] int tensor), Python int (deterministic, see
-      `sir.stateless_seed`), or None for a random one.
+      `seeds.stateless_seed`), or None for a random one.
 
   Returns:
     The final state z_T, same shape and dtype as initial_state.
@@ -74,7 +74,7 @@ def langevin_dynamics(energy_fn, initial_state, step_size, num_steps, seed=None)
     assertions.append(tf.debugging.assert_non_negative(
         num_steps, message=_STEPS_MESSAGE.format("(see value below)")))
 
-  seed = sir.stateless_seed(seed)
+  seed = seeds.stateless_seed(seed)
   with tf.control_dependencies(assertions):
     noise_scale = tf.sqrt(step_size)
 

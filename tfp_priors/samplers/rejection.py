@@ -9,6 +9,8 @@ import collections
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors import seeds
+
 RejectionSample = collections.namedtuple(
     "RejectionSample", ["samples", "num_proposals", "num_accepted", "acceptance_rate"])
 
@@ -50,7 +52,7 @@ def truncated_rejection_sample(proposal, log_acceptance_fn, num_samples, truncat
   tf.debugging.assert_positive(
       num_samples, message="num_samples must be a positive number of samples to draw")
   limit = int(truncation) if truncation is not None else int(max_proposals or 10**6)
-  seed = tfp.random.sanitize_seed(seed)
+  seed = seeds.stateless_seed(seed)  # an int is a fixed seed, not a stateful draw
   event_shape = proposal.event_shape
   dtype = proposal.dtype
 

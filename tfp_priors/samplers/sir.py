@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors.seeds import stateless_seed
+
 SIRResult = collections.namedtuple(
     "SIRResult", ["samples", "effective_sample_size", "log_mean_weight"])
 
@@ -40,18 +42,6 @@ def effective_sample_size(log_weights, axis=-1):
     log_weights = tf.cast(log_weights, tf.float32)
   log_normalized = log_weights - tf.reduce_logsumexp(log_weights, axis=axis, keepdims=True)
   return tf.exp(-tf.reduce_logsumexp(2.0 * log_normalized, axis=axis))
-
-
-def stateless_seed(seed):
-  """A stateless seed (int32 [2] tensor) from a [2] seed, a Python/numpy int, or None.
-
-  Unlike `tfp.random.sanitize_seed`, which treats an int as a *stateful* seed (a different
-  draw on every call), an int here maps to the fixed pair [seed // 2^31 mod 2^31, seed mod 2^31],
-  so the same int always gives the same samples. None draws a random seed.
-  """
-  if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-    seed = [int(seed) // 2**31 % 2**31, int(seed) % 2**31]
-  return tfp.random.sanitize_seed(seed)
 
 
 def _static_int(value, name, minimum, message):
