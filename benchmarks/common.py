@@ -81,11 +81,16 @@ def matmul_block(size=1024, dtype=tf.float32, products=8):
   return (lambda: chain().numpy()), products * 2.0 * size**3
 
 
-def matmul_flops_per_second(size=1024, dtype=tf.float32, repeats=5):
-  """The machine's measured dense-matmul rate in FLOP/s (median of `repeats` calls of
-  `matmul_block`)."""
-  block, flops = matmul_block(size, dtype)
-  return flops / median_seconds(block, repeats, warmup=0)
+def interleaved_medians_and_roof(blocks, rounds):
+  """`interleaved_medians` of `blocks` with `matmul_block` timed among them.
+
+  Returns:
+    (dict name -> (median seconds, all seconds) of `blocks`, the dense-matmul rate in FLOP/s
+    measured under the same load: the roof of the roofline fractions).
+  """
+  matmul, flops = matmul_block()
+  timed = interleaved_medians({**blocks, MATMUL: matmul}, rounds)
+  return timed, flops / timed.pop(MATMUL)[0]
 
 
 def mlp_flops(sizes):

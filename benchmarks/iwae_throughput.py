@@ -72,9 +72,7 @@ def main(argv):
                            max_examples=examples, jit_compile=jit)
         block()  # warm up
         blocks[(name, batch, jit, examples)] = block
-  blocks[common.MATMUL], matmul_flops = common.matmul_block()
-  timed = common.interleaved_medians(blocks, FLAGS.rounds)
-  roof = matmul_flops / timed.pop(common.MATMUL)[0]
+  timed, roof = common.interleaved_medians_and_roof(blocks, FLAGS.rounds)
   rows = []
   for name in FLAGS.priors:
     for batch, jit in settings:

@@ -65,9 +65,7 @@ def main(argv):
         float(estimates[(chunk, jit, dtype, samples)].normalizer)
       block()  # warm up
       blocks[(chunk, jit, dtype, samples)] = block
-  blocks[common.MATMUL], matmul_flops = common.matmul_block()
-  timed = common.interleaved_medians(blocks, FLAGS.rounds)
-  roof = matmul_flops / timed.pop(common.MATMUL)[0]
+  timed, roof = common.interleaved_medians_and_roof(blocks, FLAGS.rounds)
   rows = []
   for chunk, jit, dtype in settings:
     (one, _), (many, samples) = [(k, k[3]) for k in timed if k[:3] == (chunk, jit, dtype)]
