@@ -34,6 +34,7 @@ flags.DEFINE_integer("latent_size", 50, "d.")
 flags.DEFINE_list("hidden_sizes", ["100", "100"], "Hidden units of a(z).")
 flags.DEFINE_integer("rounds", 3, "Timed calls per setting (interleaved).")
 FLAGS = flags.FLAGS
+SAMPLING_ONLY = "sampling only"  # key of the blocks with a(z) = 1
 
 
 def parse_setting(text):
@@ -65,7 +66,22 @@ def main(argv):
         float(estimates[(chunk, jit, dtype, samples)].normalizer)
       block()  # warm up
       blocks[(chunk, jit, dtype, samples)] = block
+  # The same loop at the default setting with a(z) = 1 (0 * z keeps the draws in the graph):
+  # the cost of drawing z and of the sums.
+  chunk, jit, dtype = defaults
+  for samples in (chunk, max(FLAGS.num_samples, 2 * chunk)):
+    def block_without_a(samples=samples):
+      normalizer_lib.estimate_log_normalizer(
+          prior.proposal.distribution(), lambda z: 0.0 * z[..., 0], samples, chunk,
+          antithetic=True, seed=0, jit_compile=jit, chunk_dtype=dtype).normalizer.numpy()
+    block_without_a()
+    blocks[(SAMPLING_ONLY, samples)] = block_without_a
   timed, roof = common.interleaved_medians_and_roof(blocks, FLAGS.rounds)
+  (_, one), (_, many) = sorted(k for k in timed if k[0] == SAMPLING_ONLY)
+  sampling_rate = (many - one) / max(timed[(SAMPLING_ONLY, many)][0]
+                                     - timed[(SAMPLING_ONLY, one)][0], 1e-9)
+  for key in [k for k in timed if k[0] == SAMPLING_ONLY]:
+    del timed[key]
   rows = []
   for chunk, jit, dtype in settings:
     (one, _), (many, samples) = [(k, k[3]) for k in timed if k[:3] == (chunk, jit, dtype)]
@@ -83,6 +99,8 @@ def main(argv):
                  "log_normalizer": float(est.log_normalizer),
                  "log_normalizer_standard_error": float(est.log_normalizer_standard_error)})
   base = [r for r in rows if r["library_default"]][0]["evaluations_per_second"]
+  # Time per evaluation = sampling share + a(z) share, so a(z) alone runs at this rate:
+  network_rate = 1.0 / max(1.0 / base - 1.0 / sampling_rate, 1e-12)
   for r in rows:
     r["speedup_vs_default"] = r["evaluations_per_second"] / base
   common.print_table(
@@ -96,11 +114,17 @@ def main(argv):
        ("evaluations_per_second", "a(z) evaluations/s"),
        ("roofline_fraction", "roofline fraction"), ("speedup_vs_default", "vs default"),
        ("log_normalizer", "log Z")], rows)
+  print(f"Default setting without a(z) (drawing z and the sums only): {sampling_rate:.3g} "
+        f"evaluations/s, {base / sampling_rate:.0%} of the default estimator's time; a(z) "
+        f"alone: {network_rate:.3g} evaluations/s = "
+        f"{network_rate * flops_per_eval / roof:.0%} of the roof.")
   common.write_json("log_normalizer_throughput", {
       "num_samples": FLAGS.num_samples, "xla_num_samples": FLAGS.xla_num_samples,
       "latent_size": FLAGS.latent_size, "hidden_sizes": hidden, "rounds": FLAGS.rounds},
                     rows, {"matmul_flops_per_second": roof,
-                           "flops_per_evaluation": flops_per_eval})
+                           "flops_per_evaluation": flops_per_eval,
+                           "sampling_only_evaluations_per_second": sampling_rate,
+                           "network_only_evaluations_per_second": network_rate})
 
 
 if __name__ == "__main__":
