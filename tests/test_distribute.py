@@ -54,6 +54,7 @@ def _trajectory(config, strategy, phase=strategies.JOINT, initial=None):
     ("lars_vae.gin", strategies.JOINT),
     ("lars_hvae.gin", strategies.JOINT),
     ("realnvp_vae.gin", strategies.JOINT),
+    ("lars_realnvp_vae.gin", strategies.JOINT),
     ("lars_outputs_vae.gin", strategies.JOINT),
     ("ncp_vae.gin", strategies.Phase("nce", False, True, True, strategies.NOISE_CONTRASTIVE)),
 ])

@@ -69,3 +69,35 @@ def sample_diagonal_normal(distribution, seed, num_samples=None):
     return standard_normal(tf.concat([tf.constant(prefix, tf.int32), shape[:-2], rows,
                                       shape[-1:]], 0), seed, loc.dtype)
   return loc + scale * replica_rows(draw, shape[-2], axis=axis)
+
+
+def replica_share(draw, num_draws):
+  """This replica's share of `num_draws` shared draws (e.g. the S proposal samples of a Z
+  estimate): rows [r * num_draws / n, (r + 1) * num_draws / n) of `draw(num_draws)` when n
+  divides num_draws, else all of them (each replica then repeats the whole draw).
+
+  Args:
+    draw: callable, m -> m draws along axis 0 from a seed shared by the replicas.
+    num_draws: Python int.
+  """
+  _, count = replica_position()
+  if count == 1 or num_draws % count:
+    return draw(num_draws)
+  return replica_rows(draw, num_draws // count)
+
+
+def log_sum_exp_over_replicas(values):
+  """(log sum_i exp(values_i), number of values) over the values [m] of all replicas in sync.
+
+  Differentiable: the gradient reaches each replica's own values (the all-reduce's gradient is
+  an all-reduce). The sum is taken in float64, so values down to about -700 do not underflow.
+  With one replica it is (tf.reduce_logsumexp(values), m).
+  """
+  count = tf.cast(tf.shape(values)[0], values.dtype)
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return tf.reduce_logsumexp(values), count
+  local = tf.stack([tf.exp(tf.cast(tf.reduce_logsumexp(values), tf.float64)),
+                   tf.cast(count, tf.float64)])
+  total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+  return tf.cast(tf.math.log(total[0]), values.dtype), tf.cast(total[1], values.dtype)

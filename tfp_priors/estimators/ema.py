@@ -6,6 +6,8 @@ import collections
 
 import tensorflow as tf
 
+from tfp_priors import replicas
+
 EmaEstimate = collections.namedtuple(
     "EmaEstimate", ["log_normalizer", "new_moving_average", "batch_normalizer"])
 
@@ -26,6 +28,8 @@ def ema_log_normalizer(log_acceptance_proposal, log_acceptance_posterior, log_im
 
   Args:
     log_acceptance_proposal: [S] float, log a(z_s) for z_s ~ pi (S = 2^10 in the paper).
+      Under a tf.distribute strategy: this replica's share of them; Z_S is then taken over
+      the samples of all replicas (`replicas.log_sum_exp_over_replicas`).
     log_acceptance_posterior: [R] float, log a(z_r) for z_r ~ q(z|x_r), one per datapoint; or
       None (Z_curr = Z_S).
     log_importance_weight: [R] float, log pi(z_r) - log q(z_r|x_r); no gradient flows through
@@ -45,8 +49,8 @@ def ema_log_normalizer(log_acceptance_proposal, log_acceptance_posterior, log_im
   if not 0.0 < float(epsilon) <= 1.0:
     raise ValueError(f"EMA epsilon must be in (0, 1], got {epsilon}.")
   log_a_s = tf.convert_to_tensor(log_acceptance_proposal)
-  num_proposal = tf.cast(tf.shape(log_a_s)[0], log_a_s.dtype)
-  log_sum_s = tf.reduce_logsumexp(log_a_s)  # log(S Z_S)
+  # log(S Z_S); under tf.distribute over the proposal samples of all replicas.
+  log_sum_s, num_proposal = replicas.log_sum_exp_over_replicas(log_a_s)
   if log_acceptance_posterior is None:
     log_current = log_sum_s - tf.math.log(num_proposal)
   else:

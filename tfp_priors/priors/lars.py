@@ -11,6 +11,7 @@ import gin
 import tensorflow as tf
 
 from tfp_priors import distributions
+from tfp_priors import replicas
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
@@ -105,10 +106,13 @@ class LarsPrior(base.Prior):
       (log_prob [R] nats, {'normalizer', 'log_normalizer', 'batch_normalizer'}).
     """
     proposal = self.proposal.distribution()
-    z_s = proposal.sample(self.num_proposal_samples, seed=seed)
+    # Under tf.distribute each replica evaluates its share of the S samples (Z_S is summed
+    # over replicas in the EMA estimate).
+    z_s = replicas.replica_share(lambda m: proposal.sample(m, seed=seed),
+                                 self.num_proposal_samples)
     # One pass of a(z) over proposal and posterior samples together.
     log_a_s, log_a = tf.split(self.log_acceptance(tf.concat([z_s, z], 0)),
-                              [self.num_proposal_samples, -1])
+                              [tf.shape(z_s)[0], -1])
     log_pi = proposal.log_prob(z)
     estimate = ema_lib.ema_log_normalizer(
         log_a_s, log_a, log_pi - log_posterior, self.moving_average, self.ema_epsilon)
