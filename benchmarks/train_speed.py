@@ -3,6 +3,11 @@ r"""Training-step time of every prior relative to the standard-prior model of th
   python -m benchmarks.train_speed                      # every prior, ~3 minutes on 2 CPU cores
   python -m benchmarks.train_speed --configs=lars_vae,lars_hvae --steps=200 --rounds=9 \
       --output_json=train_speed.json
+  # Under tf.distribute (2 logical CPUs here; all GPUs on a GPU machine); S = 1023 is not split
+  # over the replicas, S = 1024 is:
+  python -m benchmarks.train_speed --configs=lars_vae --distribute=mirrored --logical_cpus=2
+  python -m benchmarks.train_speed --configs=lars_vae --distribute=mirrored --logical_cpus=2 \
+      --gin_bindings=LarsPrior.num_proposal_samples=1023
 
 Builds each config's full-size model and prior (gin configs of configs/) and the trainer's
 compiled step (`trainers.train.Trainer.train_step`: objective, gradient, Adam), warms it up,
@@ -33,6 +38,7 @@ import tensorflow as tf
 from benchmarks import common
 from tfp_priors.data import pipelines
 from tfp_priors.priors import build_prior
+from trainers import distribute
 from trainers import run
 from trainers import strategies
 from trainers import train as train_lib
@@ -49,8 +55,12 @@ flags.DEFINE_list("configs", VAE_CONFIGS + HVAE_CONFIGS,
 flags.DEFINE_integer("steps", 25, "Steps per timed block.")
 flags.DEFINE_integer("rounds", 7, "Timed blocks per config (interleaved).")
 flags.DEFINE_integer("warmup_steps", 5, "Untimed steps per config after tracing.")
+flags.DEFINE_string("distribute", None, "train.distribute of the trainers: None (one device) "
+                    "or 'mirrored' (all local GPUs, else the logical CPUs).")
+flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
+                     "(replicas for --distribute=mirrored on a machine without GPUs); 0: no.")
 FLAGS = flags.FLAGS
-RATE = tf.constant(3e-4)
+RATE = 3e-4  # learning rate of the timed steps (a tensor once main has set up the devices)
 
 
 def _binding(name, default):
@@ -88,7 +98,7 @@ def build(config):
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.FATAL)  # gin logs each include it looks for as an error
   try:
-    run.parse_config([config], [])
+    run.parse_config([config], FLAGS.gin_bindings)  # --gin_bindings apply to every config
   finally:
     logging.set_verbosity(verbosity)
   key = (_binding("make_datasets.name", None), _binding("make_datasets.batch_size", None))
@@ -96,10 +106,13 @@ def build(config):
     data = pipelines.make_datasets()
     _DATA[key] = (data.train_mean, next(iter(data.train)))
   train_mean, x = _DATA[key]
-  model = gin.query_parameter("train.model_fn").scoped_configurable_fn(train_mean=train_mean)
-  prior = build_prior(model.latent_size, model=model)
-  trainer = train_lib.Trainer(model, prior, warmup_steps=10**5, seed=0,
-                              weight_decay=_binding("train.weight_decay", 0.0))
+  strategy = distribute.make_strategy(FLAGS.distribute)
+  with strategy.scope():
+    model = gin.query_parameter("train.model_fn").scoped_configurable_fn(train_mean=train_mean)
+    prior = build_prior(model.latent_size, model=model)
+    trainer = train_lib.Trainer(model, prior, warmup_steps=10**5, seed=0,
+                                weight_decay=_binding("train.weight_decay", 0.0),
+                                distribute_strategy=strategy)
   prior.initialize(model.forward(x, 1, seed=[0, 0]).z_top[0])
   phase, share = timed_phase(_strategy(), int(_binding("train.num_steps", 20000)))
   # Trace while this config's gin bindings are active.
@@ -120,6 +133,12 @@ def build(config):
 
 def main(argv):
   del argv
+  if FLAGS.logical_cpus:
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
+  global RATE
+  RATE = tf.constant(RATE)  # the first op: after the device setup
   configs = list(FLAGS.configs)
   built = {}
   for config in configs:
@@ -149,7 +168,9 @@ def main(argv):
         "unknown_products": b["unknown_products"]})
   common.print_table(
       f"Training step time relative to the standard prior of the same model "
-      f"({common.device_name()}; median of {FLAGS.rounds} interleaved blocks of "
+      f"({common.device_name()}, replicas: "
+      f"{distribute.make_strategy(FLAGS.distribute).num_replicas_in_sync}; median of "
+      f"{FLAGS.rounds} interleaved blocks of "
       f"{FLAGS.steps} steps; LARS paper ~1.4x wall clock, 1.25x multiply-adds; target for "
       f"LARS <= 1.10x)",
       [("config", "config"), ("base", "base"), ("phase", "phase timed (share of steps)"),
@@ -157,7 +178,8 @@ def main(argv):
        ("time_ratio", "time ratio"), ("matmul_mflops_per_step", "matmul MFLOPs/step"),
        ("multiply_add_ratio", "multiply-add ratio")], rows)
   common.write_json("train_speed", {"steps": FLAGS.steps, "rounds": FLAGS.rounds,
-                                    "configs": configs}, rows)
+                                    "configs": configs, "distribute": FLAGS.distribute,
+                                    "gin_bindings": FLAGS.gin_bindings}, rows)
 
 
 if __name__ == "__main__":
