@@ -95,7 +95,7 @@ def test_every_variable_is_updated_under_two_replicas():
   unchanged = [v.name for v, b in zip(trainer.train_variables, before)
                if np.array_equal(v.numpy(), b)]
   assert not unchanged
-  assert int(trainer.step.numpy()) == 1
+  assert trainer.current_step() == 1
 
 
 def test_global_batch_must_split_evenly():

@@ -108,6 +108,11 @@ class Trainer(tf.Module):
     self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
                                           step=self.step, **extra)
 
+  def current_step(self):
+    """The number of applied updates, a Python int (`int()` does not take a mirrored
+    variable)."""
+    return int(self.step.numpy())
+
   @tf.function
   def train_step(self, x, learning_rate, phase=strategies.JOINT):
     """One step; skipped if the loss or a gradient is not finite.
@@ -313,7 +318,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                   if early_stopping else None)
   iterator = iter(data.train)
   if _restore(trainer, manager):
-    print_fn(f"Resumed from {manager.latest_checkpoint} at step {int(trainer.step.numpy())}.")
+    print_fn(f"Resumed from {manager.latest_checkpoint} at step {trainer.current_step()}.")
   else:
     strategy.prepare(model, prior)
     # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of the
@@ -324,19 +329,19 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write(gin.config_str())
 
-  start_step = int(trainer.step.numpy())
+  step = start_step = trainer.current_step()
   writer = tf.summary.create_file_writer(os.path.join(workdir, "train"))
   last_time, last_step = time.time(), start_step
   steps_per_second = float("nan")
   phase_name = None
   with writer.as_default():
-    while int(trainer.step.numpy()) < num_steps and not (early_stopping and early_stopping.should_stop):
-      phase, rate = strategy.phase(int(trainer.step.numpy()), num_steps, learning_rate_fn)
+    while step < num_steps and not (early_stopping and early_stopping.should_stop):
+      phase, rate = strategy.phase(step, num_steps, learning_rate_fn)
       if phase.name != phase_name:
-        print_fn(f"step {int(trainer.step.numpy())}: phase {phase.name} (learning rate {rate:g})")
+        print_fn(f"step {step}: phase {phase.name} (learning rate {rate:g})")
         phase_name = phase.name
       out = trainer.train_step(next(iterator), tf.constant(rate, tf.float32), phase)
-      step = int(trainer.step.numpy())
+      step = trainer.current_step()
       if not bool(out["finite"]):
         raise NonFiniteLossError(
             f"the loss became {float(out['loss'])} at step {step + 1}; the update was skipped "
@@ -363,10 +368,10 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                   validation_importance_samples, validation_max_examples, seed, print_fn)
       if step % checkpoint_every == 0:
         manager.save(checkpoint_number=step)
-    if manager.latest_checkpoint is None or int(trainer.step.numpy()) != _checkpoint_step(manager):
-      manager.save(checkpoint_number=int(trainer.step.numpy()))
+    if manager.latest_checkpoint is None or step != _checkpoint_step(manager):
+      manager.save(checkpoint_number=step)
 
-    results = {"num_steps": int(trainer.step.numpy()), "train_steps_per_second": steps_per_second,
+    results = {"num_steps": step, "train_steps_per_second": steps_per_second,
                "prior": prior.registry_name, "model": type(model).__name__,
                "strategy": strategy.name,
                "num_replicas": int(distribute_strategy.num_replicas_in_sync)}
@@ -391,14 +396,14 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                    **model.finalize(prior, seed=seed, log_fn=print_fn)}
     if finalized:
       results.update(finalized)
-      manager.save(checkpoint_number=int(trainer.step.numpy()))
+      manager.save(checkpoint_number=trainer.current_step())
     if evaluate:
       print_fn(f"Evaluating test NLL with K={num_importance_samples} importance samples...")
       results.update(metrics.evaluate(model, prior, data.test, num_importance_samples,
                                       seed=seed, max_examples=eval_max_examples,
                                       log_fn=print_fn))
       for k in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
-        tf.summary.scalar(f"test/{k}", results[k], step=int(trainer.step.numpy()))
+        tf.summary.scalar(f"test/{k}", results[k], step=trainer.current_step())
       print_fn(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
                f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
                f"KL(q(z|x) || p(z|x)) {results['kl_posterior']:.2f}, "
