@@ -60,7 +60,7 @@ flags.DEFINE_string("distribute", None, "train.distribute of the trainers: None 
 flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into this many logical devices "
                      "(replicas for --distribute=mirrored on a machine without GPUs); 0: no.")
 FLAGS = flags.FLAGS
-RATE = 3e-4  # learning rate of the timed steps (a tensor once main has set up the devices)
+LEARNING_RATE = 3e-4  # of the timed steps
 
 
 def _binding(name, default):
@@ -114,17 +114,18 @@ def build(config):
                                 weight_decay=_binding("train.weight_decay", 0.0),
                                 distribute_strategy=strategy)
   prior.initialize(model.forward(x, 1, seed=[0, 0]).z_top[0])
+  rate = tf.constant(LEARNING_RATE)
   phase, share = timed_phase(_strategy(), int(_binding("train.num_steps", 20000)))
   # Trace while this config's gin bindings are active.
   flops, unknown = common.graph_matmul_flops(
-      trainer.train_step.get_concrete_function(x, RATE, phase))
+      trainer.train_step.get_concrete_function(x, rate, phase))
   for _ in range(FLAGS.warmup_steps):
-    out = trainer.train_step(x, RATE, phase)
+    out = trainer.train_step(x, rate, phase)
   float(out["loss"])
 
   def step():
     for _ in range(FLAGS.steps):
-      result = trainer.train_step(x, RATE, phase)
+      result = trainer.train_step(x, rate, phase)
     float(result["loss"])
 
   return {"step": step, "model": type(model).__name__, "phase": phase.name,
@@ -137,8 +138,6 @@ def main(argv):
     tf.config.set_logical_device_configuration(
         tf.config.list_physical_devices("CPU")[0],
         [tf.config.LogicalDeviceConfiguration()] * FLAGS.logical_cpus)
-  global RATE
-  RATE = tf.constant(RATE)  # the first op: after the device setup
   configs = list(FLAGS.configs)
   built = {}
   for config in configs:
