@@ -12,8 +12,9 @@ import tf_keras
 
 from tests.conftest import checkpoint_variables
 from tests.conftest import train_tiny
+from tfp_priors import objectives
 from tfp_priors.models import VAE
-from tfp_priors.priors import ImplicitPrior, NCPPrior, density_ratio
+from tfp_priors.priors import ImplicitPrior, NCPPrior, StandardNormalPrior, density_ratio
 from trainers import strategies
 from trainers import train as train_lib
 
@@ -125,14 +126,82 @@ def test_implicit_estimator_converges_to_the_log_ratio_with_dropout():
       prior.base.distribution().log_prob(z) + prior.log_ratio(z), rtol=1e-5, atol=1e-5)
 
 
-def test_implicit_training_log_prob_passes_no_gradient_to_t_or_through_t():
+def _numpy_log_ratio(prior, z):
+  """T(z) of the classifier's dense layers (tanh hidden, linear output) in float64 numpy,
+  dropout off: an independent evaluation of the network from its weights."""
+  h = np.asarray(z, np.float64)
+  dense = [l for l in prior.classifier.net.layers if l.get_weights()]
+  for i, layer in enumerate(dense):
+    kernel, bias = (np.asarray(w, np.float64) for w in layer.get_weights())
+    h = h @ kernel + bias
+    if i < len(dense) - 1:
+      h = np.tanh(h)
+  return h[..., 0]
+
+
+def test_implicit_training_log_prob_is_log_normal_plus_t_with_its_path_gradient():
+  # Takahashi Eq. 18-19: the VAE term is log N(z) + T(z) at the reparameterised z, so
+  # d/dz = -z + grad T(z); Eq. 21 only keeps T's own weights out of the ELBO update.
+  tf_keras.utils.set_random_seed(3)
+  prior = ImplicitPrior(2, hidden_sizes=(8, 8), dropout_rate=0.5, bank_size=4)
+  z0 = np.array([[0.3, -0.2], [1.0, 0.5], [-1.2, 0.8]])
+  z = tf.Variable(z0, dtype=tf.float32)
+  with tf.GradientTape() as tape:
+    log_p, _ = prior.training_log_prob(z, log_posterior=tf.zeros([3]))
+  expected = -0.5 * np.sum(z0**2, -1) - math.log(2 * math.pi) + _numpy_log_ratio(prior, z0)
+  np.testing.assert_allclose(log_p, expected, rtol=1e-5, atol=1e-5)  # dropout is off
+  step = 1e-5
+  grad_t = np.stack([(_numpy_log_ratio(prior, z0 + step * e) - _numpy_log_ratio(prior, z0 - step * e))
+                     / (2 * step) for e in np.eye(2)], -1)
+  assert np.max(np.abs(grad_t)) > 1e-2  # T has a gradient worth passing on
+  np.testing.assert_allclose(tape.gradient(log_p, z), -z0 + grad_t, rtol=1e-4, atol=1e-5)
+  # The ELBO does not train T: only the NCE objective does.
+  assert prior.objective_variables("elbo") == []
+  assert prior.objective_variables("maximum_likelihood") == []
+
+
+def test_implicit_prior_encoder_gradient_is_that_of_log_normal_plus_fixed_t():
+  tf_keras.utils.set_random_seed(4)
+  model = VAE(input_size=6, latent_size=2, hidden_sizes=(8,))
   prior = ImplicitPrior(2, hidden_sizes=(8,), bank_size=4)
-  z = tf.Variable([[0.3, -0.2], [1.0, 0.5]])
-  with tf.GradientTape(persistent=True) as tape:
-    log_p, _ = prior.training_log_prob(z, log_posterior=tf.zeros([2]))
-  # d/dz comes from log N(z) only (Eq. 21); T's weights get nothing from the ELBO.
-  np.testing.assert_allclose(tape.gradient(log_p, z), -z.numpy(), rtol=1e-6)
-  assert all(g is None for g in tape.gradient(log_p, prior.classifier.trainable_variables))
+  x = tf.constant(np.random.RandomState(0).binomial(1, 0.5, (16, 6)), tf.float32)
+  seed = tf.constant([5, 6])
+  # T with its weights copied to constants: "T's variables held fixed".
+  dense = [l for l in prior.classifier.net.layers if l.get_weights()]
+  weights = [[tf.constant(w) for w in l.get_weights()] for l in dense]
+
+  def fixed_t(z):
+    h = z
+    for i, (kernel, bias) in enumerate(weights):
+      h = tf.matmul(h, kernel) + bias
+      h = tf.tanh(h) if i < len(weights) - 1 else h
+    return h[..., 0]
+
+  def encoder_grads(loss_fn):
+    with tf.GradientTape() as tape:
+      loss = loss_fn()
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+  def by_hand(extra_log_prior):
+    seed_model, _ = tfp.random.split_seed(seed, 2)  # as objectives.elbo splits its seed
+    f = model.forward(x, 1, seed=seed_model)
+    z = f.z_top[0]
+    log_p = tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob(z) + extra_log_prior(z)
+    return -tf.reduce_mean(f.log_likelihood[0] - (f.log_posterior_top[0] - log_p))
+
+  def library(p):
+    return -tf.reduce_mean(objectives.elbo(model, p, x, training=True, seed=seed)[0].elbo)
+
+  implicit = encoder_grads(lambda: library(prior))
+  standard = encoder_grads(lambda: library(StandardNormalPrior(2)))
+  expected = encoder_grads(lambda: by_hand(fixed_t))
+  for got, want in zip(implicit, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+  # The encoder's gradient is not that of the N(0, I) VAE (the bug: max |difference| = 0).
+  encoder_refs = {v.ref() for v in model.encoder.trainable_variables}
+  encoder = [i for i, v in enumerate(model.trainable_variables) if v.ref() in encoder_refs]
+  assert encoder
+  assert max(np.max(np.abs(implicit[i] - standard[i])) for i in encoder) > 1e-4
 
 
 def test_noise_contrastive_objective_trains_only_the_classifier():

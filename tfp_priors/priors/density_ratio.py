@@ -113,10 +113,11 @@ class DensityRatioPrior(base.Prior):
                                                num_steps=num_steps, seed=seed)
 
   def objective_variables(self, objective):
-    """The classifier's variables for the NCE objective; all of them otherwise."""
+    """The classifier's variables for the NCE objective; the base prior's otherwise (T is
+    trained only by NCE, never by the ELBO or maximum likelihood)."""
     if objective == NOISE_CONTRASTIVE:
       return list(self.classifier.trainable_variables)
-    return list(self.trainable_variables)
+    return list(self.base.trainable_variables)
 
   def noise_contrastive_loss(self, model, x, seed=None, training=True):
     """NCE loss of Eq. 3 on one batch: z ~ q(z|x) (ancestral sampling of q(z), x from the
@@ -224,9 +225,13 @@ class ImplicitPrior(DensityRatioPrior):
   """Implicit optimal prior p(z) = N(z; 0, I) exp(T(z)) ~ q(z) (Takahashi et al. 2019).
 
   The VAE maximises Eq. 19, -KL(q(z|x) || N(0, I)) + E_q[log p(x|z) + T(z)], i.e. the ELBO
-  with log p(z) = log N(z) + T(z) and KL(q(z|x) || q(z)) estimated by Eq. 15. The gradient of T
-  with respect to the encoder is ignored (Eq. 21: zero in expectation at T = T*), and T is not
-  trained by the ELBO: `strategies.Alternating` trains it by Eq. 20 (Algorithm 1).
+  with log p(z) = log N(z) + T(z) and KL(q(z|x) || q(z)) estimated by Eq. 15, T evaluated at
+  the reparameterised z = mu + sigma eps, so the encoder gets T's path gradient. What Eq. 21
+  ignores is the dependence of the optimal T* itself on phi (zero in expectation at T = T*):
+  T's variables are not trained by the ELBO; `strategies.Alternating` trains them by Eq. 20
+  (Algorithm 1). This is the reading of the authors' code (takahashihiroshi/vae_iop: the
+  discriminator, in eval mode, is applied to the reparameterised z without detaching it, and
+  only the encoder/decoder optimizer steps).
 
   log Z is taken as 0 (the paper's "approximately" in Table 2); `finalize` estimates the
   actual log Z = log E_N[exp T] and reports it. Sampling is ancestral sampling from the
@@ -260,10 +265,16 @@ class ImplicitPrior(DensityRatioPrior):
     return tf.constant(0.0)
 
   def training_log_prob(self, z, log_posterior, seed=None):
-    """log N(z; 0, I) + T(z), with T's output held constant (Eq. 19 and 21)."""
+    """log N(z; 0, I) + T(z) at the reparameterised z (Eq. 18-19), nats: z [R, d] -> [R].
+
+    The path gradient dT/dz dz/dphi reaches the encoder. Eq. 21 drops only the dependence of
+    the optimal T* on phi through q_phi(z): T's own variables are not updated by the ELBO
+    (`objective_variables('elbo')` excludes them; `strategies.Alternating` freezes the prior
+    in its VAE phase). T is evaluated without dropout, as the authors' code does (their
+    discriminator is in eval mode during the VAE updates).
+    """
     del log_posterior, seed
-    return (self.base.distribution().log_prob(z)
-            + tf.stop_gradient(self.log_ratio(tf.stop_gradient(z)))), {}
+    return self.base.distribution().log_prob(z) + self.log_ratio(z, training=False), {}
 
   def sample(self, num_samples, seed=None):
     """Ancestral samples of the aggregate posterior: n ~ U{1..N_bank}, z ~ q(z|x_n); SIR

@@ -69,7 +69,7 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     if objective == density_ratio.NOISE_CONTRASTIVE:
       return (list(self.classifier.trainable_variables)
               + list(self.lower_classifier.trainable_variables))
-    return list(self.trainable_variables)
+    return super().objective_variables(objective)
 
   def noise_contrastive_loss(self, model, x, seed=None, training=True):
     """Eq. 4 for both groups in one pass; the loss is their sum.
