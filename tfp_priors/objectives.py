@@ -23,7 +23,7 @@ def elbo(model, prior, x, training=False, seed=None):
     x: [B, D] binary images.
     training: if True, log p(z_top) comes from `prior.training_log_prob` (LARS: Alg. 1 and
       its EMA update) and the model's `training_forward(x, prior, seed)` is used if it has one
-      (`ResampledOutputs`); else `prior.distribution().log_prob` and `model.forward`.
+      (`ResampledOutputs`); else log p(z) is `prior.latent_log_prob` and `model.forward`.
     seed: stateless seed [2] or None.
 
   Returns:
@@ -41,9 +41,10 @@ def elbo(model, prior, x, training=False, seed=None):
   if training:
     log_p_top, prior_stats = prior.training_log_prob(z, log_q_top, seed=seed_prior)
     stats = {**stats, **prior_stats}
+    log_p = log_p_top + f.log_prior_rest[0]
   else:
-    log_p_top = prior.distribution().log_prob(z)
-  kl = log_q_top + f.log_posterior_rest[0] - log_p_top - f.log_prior_rest[0]
+    log_p = prior.latent_log_prob(f)[0]
+  kl = log_q_top + f.log_posterior_rest[0] - log_p
   reconstruction = f.log_likelihood[0]
   return ElboTerms(reconstruction - kl, reconstruction, kl), stats
 
@@ -69,17 +70,35 @@ def iwae_bound(model, prior_distribution, x, num_samples, seed=None):
 
   Args:
     model: a model with `forward`.
-    prior_distribution: `tfd.Distribution` of the top latent (e.g. `prior.distribution()`).
+    prior_distribution: `tfd.Distribution` of the top latent (e.g. `prior.distribution()`);
+      the model's own p(z_rest | z_top) completes the prior of the lower latents.
     x: [B, D]. num_samples: K >= 1. seed: stateless seed or None.
 
   Returns:
     [B] bound in nats; -bound is the NLL estimate. It is >= the ELBO in expectation and
     non-decreasing in K.
   """
+  def log_prior(f):
+    return prior_distribution.log_prob(f.z_top) + f.log_prior_rest
+  return iwae_bounds(model, {"bound": log_prior}, x, num_samples, seed)["bound"]
+
+
+def iwae_bounds(model, latent_log_probs, x, num_samples, seed=None):
+  """IWAE bounds of several priors of the latents on one set of K samples of q(z|x).
+
+  Args:
+    model: a model with `forward`.
+    latent_log_probs: {name: fn(`Forward`) -> [K, B] log p(z_top, z_rest) in nats}, e.g.
+      `prior.latent_log_prob`.
+    x: [B, D]. num_samples: K >= 1. seed: stateless seed or None.
+
+  Returns:
+    {name: [B] bound in nats} (see `iwae_bound`).
+  """
   f = model.forward(x, num_samples, seed=seed)
-  log_w = (f.log_likelihood + prior_distribution.log_prob(f.z_top) + f.log_prior_rest
-           - f.log_posterior_top - f.log_posterior_rest)
-  return tf.reduce_logsumexp(log_w, axis=0) - math.log(num_samples)
+  log_w = f.log_likelihood - f.log_posterior_top - f.log_posterior_rest
+  return {name: tf.reduce_logsumexp(log_w + fn(f), axis=0) - math.log(num_samples)
+          for name, fn in latent_log_probs.items()}
 
 
 def kl_weight(step, warmup_steps, initial_weight=0.0):

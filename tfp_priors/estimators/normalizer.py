@@ -73,7 +73,9 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
   symmetric about 0 (N(0, I)).
 
   Args:
-    proposal: `tfd.Distribution` pi with event shape [d].
+    proposal: `tfd.Distribution` pi with event shape [d], or a callable (n, seed) -> n
+      samples of pi in any structure `log_acceptance_fn` takes (e.g. ancestral draws
+      (z2, z1) of a hierarchical prior; not with `antithetic`).
     log_acceptance_fn: callable, z [..., d] -> log a(z) [...]; any log weight works (NCP:
       log r(z), Z = E_b[r(z)]).
     num_samples: total S (rounded up to whole chunks); None picks `default_num_samples()`.
@@ -89,8 +91,8 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
     of Z, log_normalizer_standard_error (delta method, SE / Z), and num_samples actually used.
 
   Raises:
-    ValueError: if num_samples or chunk_size < 1, chunk_size is odd with antithetic=True, or
-      chunk_dtype is not float32 / float64.
+    ValueError: if num_samples or chunk_size < 1, chunk_size is odd with antithetic=True, a
+      callable proposal with antithetic=True, or chunk_dtype is not float32 / float64.
   """
   if num_samples is None:
     num_samples = default_num_samples()
@@ -98,6 +100,10 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
     raise ValueError(f"num_samples and chunk_size must be >= 1, got {num_samples}, {chunk_size}.")
   if antithetic and chunk_size % 2:
     raise ValueError(f"chunk_size must be even for antithetic pairs, got {chunk_size}.")
+  sample = proposal if callable(proposal) else (lambda n, s: proposal.sample(n, seed=s))
+  if antithetic and callable(proposal):
+    raise ValueError("antithetic pairs (z, -z) need a tfd.Distribution proposal symmetric "
+                     "about 0, not a sampling function; set antithetic=False.")
   chunk_dtype = tf.as_dtype(chunk_dtype)
   if chunk_dtype not in (tf.float32, tf.float64):
     raise ValueError(f"chunk_dtype must be float32 or float64, got {chunk_dtype.name}.")
@@ -111,7 +117,7 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
   def run():
     def body(i, total, total_sq):
       chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
-      z = proposal.sample(draws, seed=chunk_seed)
+      z = sample(draws, chunk_seed)
       log_a_pair = log_acceptance_fn(-z) if antithetic else None
       chunk_total, chunk_total_sq = _chunk_moments(log_acceptance_fn(z), log_a_pair,
                                                    chunk_dtype)

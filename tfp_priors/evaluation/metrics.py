@@ -25,8 +25,9 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
   """Evaluates on a finite dataset of [B, D] batches.
 
   Args:
-    model, prior: the trained model and prior (the prior's `distribution()` is used, so for
-      LARS estimate log Z first, see `LarsPrior.estimate_log_normalizer`).
+    model, prior: the trained model and prior (the prior's `latent_log_prob`, i.e. its
+      `distribution()` for the top latent, is used, so for LARS and NCP estimate log Z
+      first, see `LarsPrior.estimate_log_normalizer`).
     dataset: finite `tf.data.Dataset` of [B, D] images.
     num_importance_samples: K of the IWAE bound.
     iwae_batch_size: examples per IWAE step (memory is K * iwae_batch_size * D floats).
@@ -37,7 +38,8 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
 
   Returns:
     dict with 'nll', 'elbo', 'reconstruction', 'kl' (E KL(q(z|x) || p(z))), 'kl_posterior'
-    (-nll - elbo) (nats per example), 'active_units', 'num_examples', 'seconds'.
+    (-nll - elbo) (nats per example), 'active_units', 'num_examples', 'seconds'; and
+    'nll_<name>' for each of `prior.extra_evaluation_densities()` (same importance samples).
 
   Raises:
     ValueError: if K < 1 or the dataset is empty.
@@ -48,34 +50,38 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
   if max_examples:
     dataset = dataset.take(max_examples)
   dataset = dataset.batch(iwae_batch_size)
-  distribution = prior.distribution()
+  log_probs = {"nll": prior.latent_log_prob,
+               **{f"nll_{k}": fn for k, fn in prior.extra_evaluation_densities().items()}}
 
   @tf.function(jit_compile=jit_compile)
   def step(x, seed):
     seed_iwae, seed_elbo = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    bound = objectives.iwae_bound(model, distribution, x, num_importance_samples, seed_iwae)
+    bounds = objectives.iwae_bounds(model, log_probs, x, num_importance_samples, seed_iwae)
     terms, _ = objectives.elbo(model, prior, x, training=False, seed=seed_elbo)
-    return (tf.reduce_sum(bound), tf.reduce_sum(terms.elbo), tf.reduce_sum(terms.reconstruction),
-            tf.reduce_sum(terms.kl), model.posterior_mean(x))
+    sums = {k: -tf.reduce_sum(v) for k, v in bounds.items()}
+    sums.update(elbo=tf.reduce_sum(terms.elbo), reconstruction=tf.reduce_sum(terms.reconstruction),
+                kl=tf.reduce_sum(terms.kl))
+    return sums, model.posterior_mean(x)
 
-  totals = np.zeros(4, np.float64)
+  totals = {}
   means = []
   count = 0
   start = time.time()
   for i, x in enumerate(dataset):
-    out = step(x, tf.constant([seed, i], tf.int32))
-    totals += np.array([float(v) for v in out[:4]])
-    means.append(out[4].numpy())
+    sums, mean = step(x, tf.constant([seed, i], tf.int32))
+    for k, v in sums.items():
+      totals[k] = totals.get(k, 0.0) + float(v)
+    means.append(mean.numpy())
     count += int(x.shape[0])
     if log_fn and (i + 1) % 100 == 0:
-      log_fn(f"evaluated {count} examples, NLL so far {-totals[0] / count:.2f} nats")
+      log_fn(f"evaluated {count} examples, NLL so far {totals['nll'] / count:.2f} nats")
   if count == 0:
     raise ValueError("the evaluation dataset is empty.")
-  nll, elbo, reconstruction, kl = -totals[0] / count, *(totals[1:] / count)
-  return {"nll": nll, "elbo": elbo, "reconstruction": reconstruction, "kl": kl,
-          "kl_posterior": -nll - elbo,
-          "active_units": active_units(np.concatenate(means)), "num_examples": count,
-          "seconds": time.time() - start}
+  results = {k: v / count for k, v in totals.items()}
+  results.update(kl_posterior=-results["nll"] - results["elbo"],
+                 active_units=active_units(np.concatenate(means)), num_examples=count,
+                 seconds=time.time() - start)
+  return results
 
 
 def active_units(posterior_means, threshold=0.01):

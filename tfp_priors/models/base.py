@@ -13,14 +13,16 @@ from tfp_priors import replicas
 
 tfd = tfp.distributions
 
-# All fields have shape [K, B] (K importance samples, B examples) except z_top [K, B, d].
+# All fields have shape [K, B] (K importance samples, B examples) except z_top [K, B, d] and
+# z_rest [K, B, d_rest].
 Forward = collections.namedtuple("Forward", [
     "z_top",               # samples of the top latent from q
     "log_posterior_top",   # log q(z_top | x), nats
     "log_likelihood",      # log p(x | z), nats
     "log_posterior_rest",  # log q(lower latents | x, z_top), nats (0 for one latent layer)
     "log_prior_rest",      # log p(lower latents | z_top), nats (0 for one latent layer)
-])
+    "z_rest",              # samples of the lower latents (HVAE: z1), None for one latent layer
+], defaults=(None,))
 
 
 def diagonal_normal(params):

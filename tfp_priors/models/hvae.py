@@ -78,7 +78,7 @@ class HVAE(tf.Module):
     z1 = replicas.sample_diagonal_normal(q1, seed1)
     p1 = base.diagonal_normal(self.p_z1(z2))
     log_lik = base.bernoulli_log_likelihood(self.p_x(z1, z2), x)
-    return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1))
+    return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1), z1)
 
   def encode_top(self, x):
     """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""

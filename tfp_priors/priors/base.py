@@ -81,6 +81,17 @@ class Prior(tf.Module):
     del objective
     return list(self.trainable_variables)
 
+  def refresh_log_normalizer(self, num_samples=None, seed=0):
+    """Re-estimates the log Z that the density needs for the current weights (LARS, NCP),
+    e.g. before each validation NLL; None for priors without one (normalised densities, or
+    the implicit prior's log Z taken as 0).
+
+    Returns:
+      `estimators.NormalizerEstimate` or None.
+    """
+    del num_samples, seed
+    return None
+
   def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
     """Called once after training, before evaluation and export: estimates what the density
     or the sampler needs (LARS, NCP: log Z; implicit prior: its aggregate-posterior bank).
@@ -94,6 +105,24 @@ class Prior(tf.Module):
       dict of scalars for metrics.json (nats where they are log densities).
     """
     del model, train_batches, normalizer_samples, seed, log_fn
+    return {}
+
+  def latent_log_prob(self, forward):
+    """log p(z_top, z_rest) of all of a model's latents, for the ELBO and IWAE evaluation.
+
+    Args:
+      forward: a model's `models.base.Forward` (z_top [K, B, d], log_prior_rest [K, B]).
+
+    Returns:
+      [K, B] nats: by default log p(z_top) (`distribution()`) + the model's own
+      log p(z_rest | z_top); the hierarchical NCP also reweights the lower group.
+    """
+    return self.distribution().log_prob(forward.z_top) + forward.log_prior_rest
+
+  def extra_evaluation_densities(self):
+    """{name: fn(forward) -> [K, B] nats}: other latent densities whose test NLL is also
+    reported, as 'nll_<name>' (hierarchical NCP: the top group reweighted alone); none by
+    default."""
     return {}
 
   def training_log_prob(self, z, log_posterior, seed=None):

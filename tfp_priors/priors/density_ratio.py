@@ -148,9 +148,12 @@ class DensityRatioPrior(base.Prior):
         totals[k] = totals.get(k, 0.0) + float(v)
       count += 1
     means = {k: v / max(count, 1) for k, v in totals.items()}
-    # JSD of the mean loss (the estimate at the final classifier), not the mean of JSDs.
-    for k in [k for k in means if k.startswith("nce_loss")]:
-      means[k.replace("nce_loss", "jensen_shannon")] = float(jensen_shannon(means[k]))
+    # JSD of the mean loss (the estimate at the final classifier), not the mean of JSDs; only
+    # for the losses that have one (per group, not their sum).
+    for k in list(means):
+      jsd = k.replace("nce_loss", "jensen_shannon")
+      if k.startswith("nce_loss") and jsd in means:
+        means[jsd] = float(jensen_shannon(means[k]))
     return means
 
   def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
@@ -204,6 +207,10 @@ class NCPPrior(DensityRatioPrior):
     estimate = super().estimate_log_normalizer(num_samples, chunk_size, seed)
     self.evaluation_log_normalizer.assign(tf.cast(estimate.log_normalizer, tf.float32))
     return estimate
+
+  def refresh_log_normalizer(self, num_samples=None, seed=0):
+    """`estimate_log_normalizer`: the classifier changes during stage two."""
+    return self.estimate_log_normalizer(num_samples, seed=seed)
 
   def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
     """Estimates log Z, the final NCE loss / JSD and SIR's effective sample size."""

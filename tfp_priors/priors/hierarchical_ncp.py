@@ -6,10 +6,13 @@ p(z1|z2) network already extracts (the last hidden layer of its MLP). Both are t
 pass on the same x and the same posterior sample z2 ~ q(z2|x) (Eq. 4: the lower group's
 aggregate-posterior and base samples share z_<k). Ancestral sampling uses SIR in each group.
 """
+import math
+
 import gin
 import tensorflow as tf
 
 from tfp_priors import replicas
+from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
 from tfp_priors.priors import base
 from tfp_priors.priors import density_ratio
@@ -18,13 +21,22 @@ from tfp_priors.priors import density_ratio
 @gin.configurable
 @base.register("hierarchical_ncp")
 class HierarchicalNCPPrior(density_ratio.NCPPrior):
-  """p_NCP(z1, z2) with r_2(z2) N(z2; 0, I) for the top group and r_1(z1|z2) p(z1|z2) below.
+  """p_NCP(z1, z2) = r_2(z2) N(z2; 0, I) r_1(z1|z2) p(z1|z2) / Z (Aneja et al. Sec. 4.4).
 
-  Likelihood evaluation (`distribution()`, the test NLL, `log_prob` of the export) reweights
-  the top group only: p(z2) = r_2(z2) N(z2) / Z_2 with Z_2 = E_N[r_2] estimated by `finalize`,
-  and p(z1|z2) of stage one, which is an exactly normalised model. The paper's product over
-  both groups has one normaliser E_p[r_2 r_1] over the whole hierarchy and is used here for
-  sampling: `sample` draws z2 by SIR and `decode` draws z1 ~ r_1 p(z1|z2) by SIR per z2.
+  Mathematical details: the paper defines the hierarchical NCP as prod_k r_k p_k / Z with one
+  normaliser Z = E_{N(z2) p(z1|z2)}[r_2(z2) r_1(z1, c(z2))]. `finalize` estimates it with the
+  streaming float64 estimator (S ancestral draws of stage one's prior, with its standard
+  error), and `latent_log_prob` (the ELBO, the IWAE test NLL 'nll') uses this joint density.
+  The top group reweighted alone, r_2(z2) N(z2) / Z_2 times stage one's p(z1|z2), with
+  Z_2 = E_N[r_2], is reported beside it as 'nll_top_group_only'; `distribution()` (SIR for
+  z2, the export's `log_prob(z2)`) is that top-group density.
+
+  Sampling is ancestral, as the paper samples: `sample` draws z2 by SIR from r_2 N and
+  `decode` draws z1 ~ r_1(z1|z2) p(z1|z2) by SIR for each z2. As M grows this samples
+  r_2 N / Z_2 times r_1 p / Z_1(z2), Z_1(z2) = E_{p(z1|z2)}[r_1]; that equals the one-Z
+  joint exactly when Z_1(z2) does not depend on z2, as at the NCE optimum (r_1 the ratio of
+  two conditional densities: Z_1 = 1). `log_normalizer` and `top_group_log_normalizer` in
+  metrics.json tell how far the learned classifiers are from that.
   """
 
   requires_model = True
@@ -55,6 +67,8 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     lower_size = int(model.conditional_prior(tf.zeros([1, latent_size])).event_shape[-1])
     self.lower_classifier = MLP(lower_size + context_size, hidden_sizes, 1,
                                 activation=activation, name="lower_classifier")
+    self.joint_log_normalizer = tf.Variable(math.nan, trainable=False,
+                                            name="joint_log_normalizer")
     # Closures, not attributes: the model's variables must not become the prior's.
     self._conditional_prior = model.conditional_prior
     self._context = model.prior_context
@@ -64,6 +78,46 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     context = tf.stop_gradient(self._context(z2))
     context = tf.broadcast_to(context, tf.concat([tf.shape(z1)[:-1], tf.shape(context)[-1:]], 0))
     return self.lower_classifier(tf.concat([z1, context], -1))[..., 0]
+
+  def latent_log_prob(self, forward):
+    """log p_NCP(z1, z2) = log N(z2) + T_2(z2) + log p(z1|z2) + T_1(z1, c(z2)) - log Z, with
+    the joint log Z of `finalize` (NaN before): `Forward` -> [K, B] nats.
+
+    Raises:
+      ValueError: a `Forward` without the lower latents (z_rest None: not an HVAE's).
+    """
+    if forward.z_rest is None:
+      raise ValueError("hierarchical NCP scores both latent groups; the model's Forward has "
+                       "no z_rest (lower latents). Use an HVAE (train.model_fn = @HVAE).")
+    z2, z1 = forward.z_top, forward.z_rest
+    return (self.base.distribution().log_prob(z2) + self.log_ratio(z2) + forward.log_prior_rest
+            + self.lower_log_ratio(z1, z2) - self.joint_log_normalizer)
+
+  def extra_evaluation_densities(self):
+    """{'top_group_only': r_2(z2) N(z2) / Z_2 times p(z1|z2) of stage one}."""
+    return {"top_group_only": super().latent_log_prob}
+
+  def _ancestral_base_sample(self, num_samples, seed):
+    """(z2 [n, d] ~ N(0, I), z1 [n, d1] ~ p(z1|z2)): stage one's prior, ancestrally."""
+    seed_top, seed_lower = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    z2 = self.base.distribution().sample(num_samples, seed=seed_top)
+    return z2, self._conditional_prior(z2).sample(seed=seed_lower)
+
+  def estimate_joint_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
+    """Z = E_{N(z2) p(z1|z2)}[r_2(z2) r_1(z1, c(z2))] from S ancestral draws (streaming,
+    float64 sums, standard error), stored for `latent_log_prob`. Returns
+    `NormalizerEstimate`."""
+    estimate = normalizer_lib.estimate_log_normalizer(
+        self._ancestral_base_sample,
+        lambda z: self.log_ratio(z[0]) + self.lower_log_ratio(z[1], z[0]),
+        num_samples, chunk_size, seed=seed)
+    self.joint_log_normalizer.assign(tf.cast(estimate.log_normalizer, tf.float32))
+    return estimate
+
+  def refresh_log_normalizer(self, num_samples=None, seed=0):
+    """Re-estimates Z_2 and the joint Z; returns the joint `NormalizerEstimate`."""
+    self.estimate_log_normalizer(num_samples, seed=seed)
+    return self.estimate_joint_log_normalizer(num_samples, seed=seed)
 
   def objective_variables(self, objective):
     if objective == density_ratio.NOISE_CONTRASTIVE:
@@ -75,8 +129,10 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     """Eq. 4 for both groups in one pass; the loss is their sum.
 
     Returns:
-      (loss scalar, stats: 'nce_loss' (sum), and per group k = 1 (z2, top), 2 (z1):
-      'nce_loss_group_k', 'jensen_shannon_group_k', 'classifier_accuracy_group_k').
+      (loss scalar, stats: 'nce_loss_sum', and per group k = 1 (z2, top), 2 (z1):
+      'nce_loss_group_k', 'jensen_shannon_group_k', 'classifier_accuracy_group_k'). A
+      Jensen-Shannon divergence is reported per group only: log 2 - L/2 of the summed loss
+      is none.
     """
     del training  # no dropout here
     seeds = tf.unstack(tf.random.experimental.stateless_split(
@@ -95,8 +151,28 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
                                                            suffix="_group_2")
     stats.update(lower_stats)
     loss = loss_top + loss_lower
-    stats["nce_loss"] = loss
+    stats["nce_loss_sum"] = loss
     return loss, stats
+
+  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
+    """Estimates the joint log Z (for the NLL) and Z_2 (top group alone), the final NCE loss
+    and JSD per group and SIR's effective sample size of the top group."""
+    top = self.estimate_log_normalizer(normalizer_samples, seed=seed)
+    joint = self.estimate_joint_log_normalizer(normalizer_samples, seed=seed)
+    results = normalizer_lib.as_metrics(joint)
+    results.update({f"top_group_{k}": v for k, v in normalizer_lib.as_metrics(top).items()})
+    results.update(self.evaluate_classifier(model, train_batches, seed))
+    results.update(self.sir_diagnostics(seed=seed))
+    if log_fn:
+      log_fn(f"joint log Z = {results['log_normalizer']:.4f} +- "
+             f"{results['log_normalizer_standard_error']:.1e}, top group alone "
+             f"{results['top_group_log_normalizer']:.4f} (S = "
+             f"{results['normalizer_samples']:.1e}); final NCE loss / JSD per group: "
+             + ", ".join(f"{results[f'nce_loss_group_{k}']:.4f} / "
+                         f"{results[f'jensen_shannon_group_{k}']:.4f}" for k in (1, 2))
+             + f" nats; SIR ESS {results['sir_effective_sample_size']:.1f} of "
+               f"M = {self.num_proposals}")
+    return results
 
   def decode(self, model, z_top, seed=None):
     """z1 ~ r_1(z1|z2) p(z1|z2) by SIR with `lower_num_proposals` per z2, then p(x|z1, z2)

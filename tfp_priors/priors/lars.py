@@ -185,6 +185,10 @@ class LarsPrior(base.Prior):
              f" S = {results['normalizer_samples']:.1e})")
     return results
 
+  def refresh_log_normalizer(self, num_samples=None, seed=0):
+    """`estimate_log_normalizer` (the validation NLL then uses a fresh Z, not the EMA)."""
+    return self.estimate_log_normalizer(num_samples, seed=seed)
+
   def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
     """Estimates log Z with S samples (Eq. A.17) and stores it for `distribution()`.
 
