@@ -4,6 +4,8 @@ The reference CDF of p_T is computed independently by cumulative trapezoidal qua
 numpy mixture formula p_T = (1 - alpha_T) pi a / Z + alpha_T pi, alpha_T = (1 - Z)^(T - 1),
 with Z = E_pi[a] itself from quadrature.
 """
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -192,6 +194,51 @@ def test_invalid_truncation_and_block_size_raise():
     _sample(5, block_size=0)
 
 
-def test_untruncated_with_zero_acceptance_hits_the_cap():
-  with pytest.raises(tf.errors.InvalidArgumentError, match="without accepting"):
+def _constant_log_a(value):
+  return lambda z: tf.fill(tf.shape(z)[:-1], tf.math.log(tf.constant(value, z.dtype)))
+
+
+def test_untruncated_with_zero_acceptance_uses_up_its_budget_and_says_what_to_do():
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"(?s)budget of.*64.*1/Z.*max_proposals.*finite truncation T"):
     _sample(None, num=10, log_a=lambda z: tf.fill(tf.shape(z)[:-1], -1e4), max_proposals=64)
+  with pytest.raises(ValueError, match="max_proposals"):
+    _sample(None, num=10, max_proposals=0)
+
+
+def test_coin_flips_are_exact_for_a_tiny_acceptance_probability():
+  # a = 1e-10 everywhere: 3.2e7 flips accept Poisson(0.0032) times, i.e. none (P = 0.997).
+  # A float32 uniform (2^-23 lattice, hits 0) accepts with probability 2^-23 = 1.2e-7 per
+  # flip: ~3.8 acceptances expected here.
+  result = _sample(2 * 10**6 + 1, num=16, block_size=2**15, log_a=_constant_log_a(1e-10))
+  assert int(result.num_proposals) == 16 * 2 * 10**6  # no chain stopped early
+  assert int(result.num_accepted) == 0
+
+
+def test_counters_are_int64_and_untruncated_rates_match_a_known_z():
+  # a = 0.05 everywhere, so Z = 0.05 exactly; n samples take NegBin(n, Z) flips in all.
+  n, z = 4000, 0.05
+  result = _sample(None, num=n, seed=(7, 8), log_a=_constant_log_a(z))
+  assert result.num_proposals.dtype == tf.int64 and result.num_accepted.dtype == tf.int64
+  assert int(result.num_accepted) == n
+  mean, sd = n / z, math.sqrt(n * (1 - z)) / z
+  assert abs(int(result.num_proposals) - mean) < 4 * sd
+  assert result.samples.shape == (n, 1)
+  # The samples are proposal samples (a is constant): standard Normal.
+  assert stats.kstest(result.samples.numpy()[:, 0], stats.norm.cdf).pvalue > KS_P_VALUE
+
+
+def test_the_default_budget_fits_the_expected_proposals_per_sample():
+  for n, z in [(1, 2e-6), (64, 2e-6), (10**4, 0.015)]:
+    budget = int(rejection.proposal_budget(n, z))
+    mean, sd = n / z, math.sqrt(n * (1 - z)) / z
+    assert budget > mean + 8 * sd  # a draw at the true Z fits
+    assert budget < 3 * mean + 30 / z  # and the budget is a few times the expected cost
+    assert int(rejection.proposal_budget(n, 2 * z)) > mean  # even for Z overestimated 2x
+  assert int(rejection.proposal_budget(5, float("nan"))) == rejection.DEFAULT_MAX_PROPOSALS
+  # Resampled picks that budget from its own Z: 200 samples at Z = 1e-4 need ~2e6 proposals,
+  # more than the sampler's floor of 1e6, and do not hit it.
+  dist = resampled.Resampled(_proposal(), _constant_log_a(1e-4), truncation=None,
+                             log_normalizer=math.log(1e-4))
+  result = dist.sample_with_acceptance_rate(200, seed=[1, 1])
+  assert int(result.num_accepted) == 200 and int(result.num_proposals) > 10**6

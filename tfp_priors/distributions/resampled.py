@@ -25,10 +25,20 @@ def validate_truncation(truncation):
   return int(truncation)
 
 
+# log Z at or above this is Z >= 1 (the float32 number below 1 closest to it has log -6e-8).
+_LOG_NORMALIZER_NEAR_ONE = -1e-20
+
+
 def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation):
   """log p_T(z) in log space (Eq. A.14), or log p_inf(z) (Eq. A.7) for truncation None.
 
   log p_T = log pi + log[a (1 - alpha_T) / Z + alpha_T],  alpha_T = (1 - Z)^(T - 1).
+
+  Z >= 1: the true Z = E_pi[a] is below 1 (a <= 1), but the per-datapoint Z_r of Algorithm 1
+  can exceed it (its posterior term pi(z_r)/q(z_r|x_r) a(z_r) is unbounded). alpha_T is then
+  taken as 0, its limit as Z -> 1, so log p_T = log pi + log a - log Z with Z as given:
+  finite, continuous in Z, with the gradient of -log Z, and no NaN at Z = 1 (where
+  d log(1 - Z) / d log Z is infinite).
 
   Args:
     log_proposal: [...] log pi(z), nats.
@@ -44,8 +54,12 @@ def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation)
   if truncation == 1:
     return tf.broadcast_to(log_proposal, tf.broadcast_dynamic_shape(
         tf.shape(log_proposal), tf.shape(log_acceptance)))
-  log_normalizer = tf.minimum(log_normalizer, 0.0)
-  log_alpha = (truncation - 1) * tfp.math.log1mexp(log_normalizer)  # log (1 - Z)^(T-1)
+  log_normalizer = tf.convert_to_tensor(log_normalizer, log_acceptance.dtype)
+  below_one = log_normalizer < _LOG_NORMALIZER_NEAR_ONE
+  # The where's both branches are finite, so that neither gives a NaN gradient.
+  safe = tf.where(below_one, log_normalizer, -tf.ones_like(log_normalizer))
+  log_alpha = tf.where(below_one, (truncation - 1) * tfp.math.log1mexp(safe),  # (1 - Z)^(T-1)
+                       tf.constant(-float("inf"), log_normalizer.dtype))
   log_resampled = log_acceptance + tfp.math.log1mexp(log_alpha) - log_normalizer
   log_alpha = tf.broadcast_to(log_alpha, tf.shape(log_resampled))
   return log_proposal + tf.reduce_logsumexp(tf.stack([log_resampled, log_alpha]), axis=0)
@@ -154,15 +168,28 @@ class Resampled(tfd.Distribution):
   def _sample_n(self, n, seed=None):
     return self.sample_with_acceptance_rate(n, seed=seed).samples
 
-  def sample_with_acceptance_rate(self, num_samples, seed=None):
+  def sample_with_acceptance_rate(self, num_samples, seed=None, max_proposals=None):
     """Exact samples with the sampler's statistics.
+
+    Args:
+      num_samples: n >= 1. seed: stateless seed, int or None.
+      max_proposals: untruncated only: the budget of proposals for all n samples; default
+        `rejection.proposal_budget(n, Z)` with this distribution's Z (about 2 n / Z).
 
     Returns:
       `rejection.RejectionSample`: samples [num_samples, d], num_proposals, num_accepted and
       acceptance_rate (an estimate of Z over the coin flips made).
+
+    Raises:
+      tf.errors.InvalidArgumentError: an untruncated draw used up its budget (see
+        `rejection.truncated_rejection_sample`).
     """
+    if (self._truncation is None and max_proposals is None
+        and self._log_normalizer.shape.rank == 0):
+      max_proposals = rejection.proposal_budget(num_samples, tf.exp(self._log_normalizer))
     return rejection.truncated_rejection_sample(
-        self._proposal, self._log_acceptance_fn, num_samples, self._truncation, seed=seed)
+        self._proposal, self._log_acceptance_fn, num_samples, self._truncation, seed=seed,
+        max_proposals=max_proposals)
 
   def _default_event_space_bijector(self):
     return self._proposal.experimental_default_event_space_bijector()
