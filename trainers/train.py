@@ -225,7 +225,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
           checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
           normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
           schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
-          validation_max_examples=None, early_stopping_patience=None, distribute=None,
+          validation_max_examples=None, validation_normalizer_samples=10**6,
+          early_stopping_patience=None, distribute=None,
           deterministic=False, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
@@ -260,6 +261,10 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
       and export those (early stopping, LARS C.3); None: no validation, the last weights.
     validation_importance_samples: K of the validation NLL.
     validation_max_examples: validate on the first N validation examples (None: all).
+    validation_normalizer_samples: S of the fresh log Z estimate before each validation, for
+      priors whose density needs one (LARS, NCP: `Prior.refresh_log_normalizer`), so that the
+      best checkpoint is chosen by the same kind of figure as the test NLL (not by the
+      training EMA of Algorithm 1).
     early_stopping_patience: stop after this many validations without improvement (None:
       train for num_steps; the best weights are used either way).
     distribute: None (one device), 'mirrored' (all local GPUs / logical CPUs), 'multi_worker'
@@ -365,7 +370,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
         _sample_summary(model, prior, data.image_shape, step)
       if early_stopping and (step % validation_every == 0 or step == num_steps):
         _validate(model, prior, data.valid, early_stopping, best_manager, step,
-                  validation_importance_samples, validation_max_examples, seed, print_fn)
+                  validation_importance_samples, validation_max_examples,
+                  validation_normalizer_samples, seed, print_fn)
       if step % checkpoint_every == 0:
         manager.save(checkpoint_number=step)
     if manager.latest_checkpoint is None or step != _checkpoint_step(manager):
@@ -421,8 +427,10 @@ def _write_metrics(workdir, results):
 
 
 def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,
-              max_examples, seed, print_fn):
-  """Validation NLL of the current weights; saves them to best_manager if they are the best."""
+              max_examples, normalizer_samples, seed, print_fn):
+  """Validation NLL of the current weights, with log Z estimated afresh where the prior needs
+  one; saves them to best_manager if they are the best."""
+  prior.refresh_log_normalizer(num_samples=normalizer_samples, seed=[seed, step])
   nll = metrics.evaluate(model, prior, dataset, num_importance_samples, seed=seed,
                          max_examples=max_examples)["nll"]
   improved = early_stopping.update(nll, step)
@@ -467,7 +475,11 @@ def _sample_summary(model, prior, image_shape, step, num=64):
         tf.reshape(images, [-1] + list(image_shape)))[tf.newaxis], step=step)
     return
   if hasattr(prior, "rejection_sample"):  # exact sampler with its acceptance rate (LARS)
-    result = prior.rejection_sample(num, seed=seed)
+    try:
+      result = prior.rejection_sample(num, seed=seed)
+    except tf.errors.InvalidArgumentError as e:  # e.g. untruncated LARS at a tiny Z
+      logging.warning("step %d: no sample grid: %s", step, e.message.splitlines()[0][:400])
+      return
     z = result.samples
     tf.summary.scalar("sampler_acceptance_rate", result.acceptance_rate, step=step)
   else:
