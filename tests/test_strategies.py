@@ -171,3 +171,68 @@ def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pret
   assert prior_keys
   for k in prior_keys:
     np.testing.assert_allclose(elbo[k], ml[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
+def test_iterative_initialises_the_prior_at_its_first_phase_from_the_pretrained_encoder(
+    tmp_path, monkeypatch):
+  # Xu Algorithm B.1 trains the prior first in iteration 1b, on the encoder of 1a: its
+  # data-dependent initialisation belongs there (as post hoc), not to the untrained encoder.
+  calls = []
+  initialize = LarsPrior.initialize
+  monkeypatch.setattr(LarsPrior, "initialize",
+                      lambda self, z: (calls.append(z.numpy()), initialize(self, z))[1])
+  num_steps = 12
+  iterative = strategies.Iterative(iterations=1, pretrain_fraction=0.8)
+  pretrain, _ = iterative.boundaries(num_steps)
+  assert iterative.prior_initialization_step(num_steps) == pretrain == 10
+  _train(tmp_path, "lars_vae", [
+      f"train.num_steps = {num_steps}", "train.strategy = @Iterative()",
+      "Iterative.iterations = 1", "Iterative.pretrain_fraction = 0.8"], **NO_EVAL)
+  assert len(calls) == 1
+  # The prior phases after P keep the encoder frozen: the final checkpoint holds the encoder
+  # of step P. Its posterior samples of batch P (seed [0, P]) are what initialised the prior.
+  data = pipelines.make_datasets(data_dir=SLICE_DIR, allow_download=False, batch_size=32,
+                                 start_step=pretrain)
+  model = VAE(latent_size=4, hidden_sizes=(32,), train_mean=data.train_mean)
+  tf.train.Checkpoint(model=model).restore(
+      tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))).expect_partial()
+  x = next(iter(data.train))
+  expected = model.forward(x, 1, seed=[0, pretrain]).z_top[0].numpy()
+  np.testing.assert_allclose(calls[0], expected, rtol=1e-5, atol=1e-6)
+  assert strategies.Joint().prior_initialization_step(num_steps) == 0
+
+
+def test_iterative_kl_warmup_runs_on_the_pretraining_phase_clock():
+  # Xu B.3: beta rises over 100 of the 2,400 pretraining epochs (1/24 of them). The configs
+  # give train.warmup_steps = num_steps / 24, so within Algorithm B.1's pretraining phase of
+  # P steps the warm-up must end after P / 24 steps, as the learning-rate schedule is
+  # compressed into P.
+  num_steps, warmup = 2400, 100
+  iterative = strategies.Iterative(iterations=2, pretrain_fraction=0.5)
+  pretrain, _ = iterative.boundaries(num_steps)
+  model = VAE(input_size=6, latent_size=2, hidden_sizes=(8,))
+  trainer = train_lib.Trainer(model, LarsPrior(2, hidden_sizes=(4,)), warmup_steps=warmup,
+                              seed=0, kl_warmup_start=0.01)
+  x = tf.cast(tf.random.uniform([8, 6]) < 0.5, tf.float32)
+
+  def beta_at(step):
+    trainer.step.assign(step)
+    phase, _ = iterative.phase(step, num_steps, lambda s: 1e-3)
+    return float(trainer.train_step(x, tf.constant(0.0), phase)["kl_weight"])
+
+  half = round(pretrain / 24 / 2)
+  assert beta_at(half) == pytest.approx(0.01 + 0.99 * half / (pretrain / 24), rel=1e-4)
+  assert beta_at(int(np.ceil(pretrain / 24))) == 1.0
+  assert beta_at(num_steps - 1) == 1.0  # the model phases after pretraining
+
+
+def test_ncp_stage_two_refuses_a_stage_one_trained_with_another_prior(tmp_path):
+  _train(tmp_path / "lars_stage_one", "lars_vae", ["train.num_steps = 3"], **NO_EVAL)
+  assert strategies.pretrained_prior_name(tmp_path / "lars_stage_one") == "lars"
+  with pytest.raises(strategies.PretrainedModelError, match=r"(?s)'lars'.*'normal'"):
+    _train(tmp_path / "ncp", "ncp_vae", [
+        "train.num_steps = 3", "NCPPrior.hidden_sizes = (8,)",
+        f"NoiseContrastive.pretrained_workdir = '{tmp_path / 'lars_stage_one'}'"], **NO_EVAL)
+  assert tf.train.latest_checkpoint(str(tmp_path / "ncp" / "checkpoints")) is None
+  with pytest.raises(strategies.PretrainedModelError, match="config.gin"):
+    strategies.pretrained_prior_name(tmp_path / "nothing_here")

@@ -12,6 +12,8 @@ uses, which objective) and a learning rate. The trainer runs one mechanism for a
   - `Alternating`: Takahashi et al. (2019) Algorithm 1 for the implicit optimal prior.
 """
 import collections
+import os
+import re
 
 import gin
 import tensorflow as tf
@@ -23,7 +25,10 @@ Phase = collections.namedtuple("Phase", [
     "learned_prior",  # ELBO uses the learned prior (False: N(0, I), Alg. B.1 iteration 1a)
     "objective",      # 'elbo', 'maximum_likelihood' (-E_q(z)[log p(z)], prior-only phases)
                       # or 'noise_contrastive' (NCE of a density-ratio prior's classifier)
-])
+    "schedule_scale",  # steps of the train schedule's clock per step: the KL warm-up runs on
+                       # step * schedule_scale (Iterative: the pretraining phase holds a
+                       # whole standard run's schedule)
+], defaults=(1.0,))
 
 OBJECTIVES = ("elbo", "maximum_likelihood")
 NOISE_CONTRASTIVE = "noise_contrastive"  # the density-ratio classifier's NCE loss
@@ -34,8 +39,28 @@ class PretrainedModelError(ValueError):
   """A post-hoc run's pretrained workdir holds no usable trained model."""
 
 
+class Strategy:
+  """A training schedule: `phase(step, num_steps, learning_rate_fn)` -> (Phase, rate)."""
+
+  name = None
+
+  def phase(self, step, num_steps, learning_rate_fn):
+    raise NotImplementedError
+
+  def prepare(self, model, prior):
+    """Called once before the first step of a fresh run (e.g. loads a pretrained model)."""
+    del model, prior
+
+  def prior_initialization_step(self, num_steps):
+    """The step at whose start the prior's data-dependent initialisation (`Prior.initialize`,
+    e.g. ActNorm) runs on that step's posterior samples: 0, unless the prior first trains
+    later, on an encoder trained by then."""
+    del num_steps
+    return 0
+
+
 @gin.configurable
-class Joint:
+class Joint(Strategy):
   """Everything trained by the ELBO with the schedule of `train` (LARS C.3, Xu B.3)."""
 
   name = "joint"
@@ -44,12 +69,9 @@ class Joint:
     del num_steps
     return JOINT, learning_rate_fn(step)
 
-  def prepare(self, model, prior):
-    del model, prior
-
 
 @gin.configurable
-class PostHoc:
+class PostHoc(Strategy):
   """Prior trained on a frozen, pretrained encoder/decoder (LARS D.1, Xu B.3 "post-hoc").
 
   The run's own workdir is separate from `pretrained_workdir`, which is only read. For the
@@ -84,7 +106,7 @@ class PostHoc:
 
 
 @gin.configurable
-class NoiseContrastive:
+class NoiseContrastive(Strategy):
   """Stage two of NCP (Aneja et al. 2021, Sec. 4.1): the VAE and its base prior come from a
   stage-one run in `pretrained_workdir` (only read) and stay frozen; the classifier of the
   density-ratio prior (`NCPPrior`) is trained by NCE (Eq. 3) for all `train.num_steps`.
@@ -103,18 +125,28 @@ class NoiseContrastive:
     """Loads the stage-one model and base prior (`prior.base`).
 
     Raises:
-      PretrainedModelError: no checkpoint in pretrained_workdir, or a model / base prior that
-        does not match this configuration; nothing is written anywhere.
+      PretrainedModelError: no checkpoint in pretrained_workdir, a stage one trained with
+        another prior than this NCP's base (read from its config.gin), or a model / base
+        prior that does not match this configuration; nothing is written anywhere.
       ValueError: the prior is not a density-ratio prior (it has no `base`).
     """
     if not hasattr(prior, "noise_contrastive_loss"):
       raise ValueError(f"NoiseContrastive training needs a density-ratio prior (e.g. "
                        f"build_prior.name = 'ncp'), got {type(prior).__name__}.")
+    trained_with = pretrained_prior_name(self.pretrained_workdir)
+    if trained_with != prior.base.registry_name:
+      raise PretrainedModelError(
+          f"the stage-one run in {self.pretrained_workdir} trained its VAE with the prior "
+          f"{trained_with!r}, but this NCP reweights the base prior "
+          f"{prior.base.registry_name!r}: NCP's classifier learns q(z) / b(z) for the prior b "
+          f"the VAE was trained with. Point NoiseContrastive.pretrained_workdir at a run "
+          f"with build_prior.name = {prior.base.registry_name!r}, or set the base prior to "
+          f"{trained_with!r} (NCPPrior.base_prior). Nothing was written.")
     load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
 
 
 @gin.configurable
-class Alternating:
+class Alternating(Strategy):
   """Takahashi et al. (2019) Algorithm 1: `model_steps` (J1) VAE steps with the density-ratio
   prior held fixed, then `estimator_steps` (J2 > J1) steps of its classifier by Eq. 20 with the
   VAE fixed, repeated. The paper: 10 estimator epochs per VAE epoch (J2 = 10 J1).
@@ -147,7 +179,7 @@ class Alternating:
 
 
 @gin.configurable
-class Iterative:
+class Iterative(Strategy):
   """Xu et al. Algorithm B.1, with `num_steps` of `train` as the total budget.
 
   Iteration 1a: encoder/decoder with p(z) = N(0, I) for `pretrain_fraction` of the steps, on
@@ -192,20 +224,49 @@ class Iterative:
 
   def phase(self, step, num_steps, learning_rate_fn):
     pretrain, m = self.boundaries(num_steps)
+    # The train schedule (learning rate and KL warm-up, e.g. Xu B.3's 100 of 2,400 epochs)
+    # applies to the pretraining phase, a whole standard run, compressed into its P steps.
+    scale = num_steps / max(pretrain, 1)
     if step < pretrain:
-      # The train schedule's fractions apply to the pretraining phase (a full standard run).
-      return (Phase("iteration_1a", True, False, False, "elbo"),
+      return (Phase("iteration_1a", True, False, False, "elbo", scale),
               learning_rate_fn(step * num_steps // max(pretrain, 1)))
     k = (step - pretrain) // m  # 0, 1: iteration 1b; then model / prior alternately
     prior_phase = Phase("prior", False, True, True, self.prior_objective)
     if k < 2:
       return prior_phase, self.prior_learning_rate if k == 0 else self.learning_rate
     if k % 2 == 0:
-      return Phase("model", True, False, True, "elbo"), self.learning_rate
+      return Phase("model", True, False, True, "elbo", scale), self.learning_rate
     return prior_phase, self.learning_rate
 
-  def prepare(self, model, prior):
-    del model, prior
+  def prior_initialization_step(self, num_steps):
+    """The first prior phase (iteration 1b), on the encoder that pretraining trained, as a
+    post-hoc run initialises on a trained encoder."""
+    return self.boundaries(num_steps)[0]
+
+
+_PRIOR_BINDING = re.compile(r"""^build_prior\.name\s*=\s*['"]([\w.-]+)['"]\s*$""", re.MULTILINE)
+
+
+def pretrained_prior_name(workdir):
+  """The registry name of the prior a run trained with, from the workdir's config.gin.
+
+  The file is read as text, never executed: the last `build_prior.name` binding, or
+  'normal' (build_prior's default) when there is none.
+
+  Raises:
+    PretrainedModelError: the workdir has no readable config.gin.
+  """
+  path = os.path.join(str(workdir), "config.gin")
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except (OSError, UnicodeDecodeError) as e:
+    raise PretrainedModelError(
+        f"cannot tell which prior the run in {workdir} trained with: {path} is missing or "
+        f"unreadable ({e.__class__.__name__}). Point pretrained_workdir at a workdir of "
+        f"trainers.run, which writes config.gin.") from e
+  names = _PRIOR_BINDING.findall(text)
+  return names[-1] if names else "normal"
 
 
 def load_pretrained_model(model, workdir, prior=None):

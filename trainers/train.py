@@ -4,7 +4,6 @@ Setup of LARS appendix C.3: Adam, learning rate 3e-4 decayed to 1e-4 (after 10% 
 KL warm-up over the first 1% of training, batch 128. The papers run 10^7 steps; `num_steps`
 sets the budget and the decay / warm-up points scale with it unless given.
 """
-import itertools
 import json
 import os
 import time
@@ -136,7 +135,8 @@ class Trainer(tf.Module):
     variables = ((self.model_variables if phase.train_model else [])
                  + (self.prior.objective_variables(phase.objective) if phase.train_prior
                     else []))
-    beta = (objectives.kl_weight(self.step, self.warmup_steps, self.kl_warmup_start)
+    beta = (objectives.kl_weight(tf.cast(self.step, tf.float32) * phase.schedule_scale,
+                                 self.warmup_steps, self.kl_warmup_start)
             if phase.train_model else tf.constant(1.0))
     present = []  # indices of the variables that get a gradient (filled at trace time)
     grads, out = self._distribute.run(
@@ -326,11 +326,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     print_fn(f"Resumed from {manager.latest_checkpoint} at step {trainer.current_step()}.")
   else:
     strategy.prepare(model, prior)
-    # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of the
-    # first batch, which is then also the first training batch.
-    first = next(iterator)
-    prior.initialize(model.forward(first, 1, seed=[seed, 0]).z_top[0])
-    iterator = itertools.chain([first], iterator)
+  initialization_step = strategy.prior_initialization_step(num_steps)
   with open(os.path.join(workdir, "config.gin"), "w") as f:
     f.write(gin.config_str())
 
@@ -345,7 +341,12 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
       if phase.name != phase_name:
         print_fn(f"step {step}: phase {phase.name} (learning rate {rate:g})")
         phase_name = phase.name
-      out = trainer.train_step(next(iterator), tf.constant(rate, tf.float32), phase)
+      x = next(iterator)
+      if step == initialization_step:
+        # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of
+        # this step's batch, which it then trains on.
+        prior.initialize(model.forward(x, 1, seed=[seed, step]).z_top[0])
+      out = trainer.train_step(x, tf.constant(rate, tf.float32), phase)
       step = trainer.current_step()
       if not bool(out["finite"]):
         raise NonFiniteLossError(
