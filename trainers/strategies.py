@@ -133,6 +133,7 @@ class NoiseContrastive(Strategy):
     if not hasattr(prior, "noise_contrastive_loss"):
       raise ValueError(f"NoiseContrastive training needs a density-ratio prior (e.g. "
                        f"build_prior.name = 'ncp'), got {type(prior).__name__}.")
+    load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
     trained_with = pretrained_prior_name(self.pretrained_workdir)
     if trained_with != prior.base.registry_name:
       raise PretrainedModelError(
@@ -142,7 +143,6 @@ class NoiseContrastive(Strategy):
           f"the VAE was trained with. Point NoiseContrastive.pretrained_workdir at a run "
           f"with build_prior.name = {prior.base.registry_name!r}, or set the base prior to "
           f"{trained_with!r} (NCPPrior.base_prior). Nothing was written.")
-    load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
 
 
 @gin.configurable

@@ -214,16 +214,24 @@ class NCPPrior(DensityRatioPrior):
 
   def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
     """Estimates log Z, the final NCE loss / JSD and SIR's effective sample size."""
-    results = normalizer_lib.as_metrics(self.estimate_log_normalizer(normalizer_samples, seed=seed))
+    results = self.normalizer_metrics(normalizer_samples, seed)
     results.update(self.evaluate_classifier(model, train_batches, seed))
     results.update(self.sir_diagnostics(seed=seed))
     if log_fn:
-      log_fn(f"log Z = {results['log_normalizer']:.4f} +- "
-             f"{results['log_normalizer_standard_error']:.1e} (S = "
-             f"{results['normalizer_samples']:.1e}); final NCE loss "
-             f"{results['nce_loss']:.4f}, JSD {results['jensen_shannon']:.4f} nats; SIR ESS "
+      log_fn(f"{self.finalize_summary(results)}; SIR ESS "
              f"{results['sir_effective_sample_size']:.1f} of M = {self.num_proposals}")
     return results
+
+  def normalizer_metrics(self, num_samples, seed):
+    """Estimates (and stores) what the density needs; metrics.json entries."""
+    return normalizer_lib.as_metrics(self.estimate_log_normalizer(num_samples, seed=seed))
+
+  def finalize_summary(self, results):
+    """The console line of `finalize` for its results (before the SIR figures)."""
+    return (f"log Z = {results['log_normalizer']:.4f} +- "
+            f"{results['log_normalizer_standard_error']:.1e} (S = "
+            f"{results['normalizer_samples']:.1e}); final NCE loss "
+            f"{results['nce_loss']:.4f}, JSD {results['jensen_shannon']:.4f} nats")
 
 
 @gin.configurable

@@ -154,25 +154,22 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     stats["nce_loss_sum"] = loss
     return loss, stats
 
-  def finalize(self, model, train_batches, normalizer_samples=None, seed=0, log_fn=None):
-    """Estimates the joint log Z (for the NLL) and Z_2 (top group alone), the final NCE loss
-    and JSD per group and SIR's effective sample size of the top group."""
-    top = self.estimate_log_normalizer(normalizer_samples, seed=seed)
-    joint = self.estimate_joint_log_normalizer(normalizer_samples, seed=seed)
-    results = normalizer_lib.as_metrics(joint)
+  def normalizer_metrics(self, num_samples, seed):
+    """The joint log Z ('log_normalizer...', for the NLL) and Z_2 of the top group alone
+    ('top_group_log_normalizer...'), both stored."""
+    top = self.estimate_log_normalizer(num_samples, seed=seed)
+    results = normalizer_lib.as_metrics(self.estimate_joint_log_normalizer(num_samples, seed=seed))
     results.update({f"top_group_{k}": v for k, v in normalizer_lib.as_metrics(top).items()})
-    results.update(self.evaluate_classifier(model, train_batches, seed))
-    results.update(self.sir_diagnostics(seed=seed))
-    if log_fn:
-      log_fn(f"joint log Z = {results['log_normalizer']:.4f} +- "
-             f"{results['log_normalizer_standard_error']:.1e}, top group alone "
-             f"{results['top_group_log_normalizer']:.4f} (S = "
-             f"{results['normalizer_samples']:.1e}); final NCE loss / JSD per group: "
-             + ", ".join(f"{results[f'nce_loss_group_{k}']:.4f} / "
-                         f"{results[f'jensen_shannon_group_{k}']:.4f}" for k in (1, 2))
-             + f" nats; SIR ESS {results['sir_effective_sample_size']:.1f} of "
-               f"M = {self.num_proposals}")
     return results
+
+  def finalize_summary(self, results):
+    groups = ", ".join(f"{results[f'nce_loss_group_{k}']:.4f} / "
+                       f"{results[f'jensen_shannon_group_{k}']:.4f}" for k in (1, 2))
+    return (f"joint log Z = {results['log_normalizer']:.4f} +- "
+            f"{results['log_normalizer_standard_error']:.1e}, top group alone "
+            f"{results['top_group_log_normalizer']:.4f} (S = "
+            f"{results['normalizer_samples']:.1e}); final NCE loss / JSD per group: "
+            f"{groups} nats")
 
   def decode(self, model, z_top, seed=None):
     """z1 ~ r_1(z1|z2) p(z1|z2) by SIR with `lower_num_proposals` per z2, then p(x|z1, z2)
