@@ -73,7 +73,7 @@ def _untruncated_lars_at(normalizer):
   return prior
 
 
-def test_untruncated_lars_at_the_papers_z_skips_its_checks_instead_of_failing():
+def test_untruncated_lars_at_the_papers_z_skips_its_checks_instead_of_failing(caplog):
   # LARS Table 6's untruncated row: Z = 2e-6, i.e. 5e5 proposals per sample.
   prior = _untruncated_lars_at(2e-6)
   assert float(tf.exp(prior.log_normalizer())) == pytest.approx(2e-6, rel=1e-4)
@@ -90,8 +90,10 @@ def test_untruncated_lars_at_the_papers_z_skips_its_checks_instead_of_failing():
   # ... and the TensorBoard sample grid skips it rather than ending the run.
   prior.rejection_sample = functools.partial(prior.rejection_sample, max_proposals=10**5)
   model = VAE(input_size=6, latent_size=2, hidden_sizes=(8,))
-  with tf.summary.create_noop_writer().as_default():
+  with caplog.at_level("WARNING"), tf.summary.create_noop_writer().as_default():
     train_lib._sample_summary(model, prior, (2, 3, 1), step=10)  # pylint: disable=protected-access
+  assert any("step 10: no sample grid" in r.getMessage() and "budget" in r.getMessage()
+             for r in caplog.records)
 
 
 def test_untruncated_lars_with_a_moderate_z_samples_within_its_default_budget():
