@@ -5,7 +5,7 @@ roofline fraction.
   python -m benchmarks.iwae_throughput --num_examples=2000 \
       --settings=20/off,100/off,500/off,20/on,100/on,500/on --output_json=iwae.json   # GPU
 
-Times `evaluation.metrics.evaluate` (the test-set evaluation of `trainers.train`: IWAE bound
+Times `evaluation.metrics.evaluate` (the test-set evaluation of `training.runner`: IWAE bound
 with K importance samples, single-sample ELBO, posterior means) on the paper's VAE (MLP
 784-300-300-50, Bernoulli decoder) with the standard prior and with LARS, for each IWAE batch
 size (examples per step) and XLA setting; interleaved, median of `rounds`. The images are

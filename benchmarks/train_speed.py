@@ -10,7 +10,7 @@ r"""Training-step time of every prior relative to the standard-prior model of th
       --gin_bindings=LarsPrior.num_proposal_samples=1023
 
 Builds each config's full-size model and prior (gin configs of configs/) and the trainer's
-compiled step (`trainers.train.Trainer.train_step`: objective, gradient, Adam), warms it up,
+compiled step (`training.trainer.Trainer.train_step`: objective, gradient, Adam), warms it up,
 then times `rounds` interleaved blocks of `steps` steps per config in one process and takes
 the median. Each config is compared with the standard-prior config of its model (`BASES`:
 vae_standard for the one-latent VAE and the resampled-outputs VAE, hvae_standard for the HVAE),
@@ -38,10 +38,10 @@ import tensorflow as tf
 from benchmarks import common
 from tfp_priors.data import pipelines
 from tfp_priors.priors import build_prior
-from trainers import distribute
+from tfp_priors.training import distribute
 from trainers import run
-from trainers import strategies
-from trainers import train as train_lib
+from tfp_priors.training import strategies
+from tfp_priors.training import trainer as train_lib
 
 VAE_CONFIGS = ["vae_standard", "lars_vae", "realnvp_vae", "maf_vae", "mog_vae", "vamp_vae",
                "ncp_vae", "implicit_vae", "lars_realnvp_vae", "lars_outputs_vae"]

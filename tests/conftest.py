@@ -38,11 +38,12 @@ TINY_BINDINGS = [
 
 
 def train_tiny(workdir, config, bindings=(), **kwargs):
-  """Runs `trainers.train.train` on `config` with TINY_BINDINGS plus `bindings`."""
-  from trainers import run, train  # pylint: disable=g-import-not-at-top
+  """Runs `tfp_priors.training.runner.train` on `config` with TINY_BINDINGS plus `bindings`."""
+  from tfp_priors.training import runner  # pylint: disable=g-import-not-at-top
+  from trainers import run  # pylint: disable=g-import-not-at-top
   gin.clear_config()
   run.parse_config([config], TINY_BINDINGS + list(bindings))
-  return train.train(str(workdir), **kwargs)
+  return runner.train(str(workdir), **kwargs)
 
 
 def checkpoint_variables(workdir, prefixes=("model/", "prior/")):

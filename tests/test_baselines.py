@@ -24,7 +24,8 @@ from tfp_priors.models import HVAE, VAE
 from tfp_priors.priors import LarsPrior, MixtureOfGaussiansPrior, VampPrior, build_prior
 from tfp_priors.priors import mixture
 from trainers import run
-from trainers import train as train_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import trainer as train_lib
 
 tfd = tfp.distributions
 
@@ -244,13 +245,13 @@ def test_vamp_checkpoint_round_trip_and_trainer_restore(tmp_path):
   manager.save()
   other_model = _tiny_vae(latent_size=3, seed=8)
   other = train_lib.Trainer(other_model, VampPrior(3, other_model, 9, seed=8), 0, 0)
-  assert train_lib._restore(other, manager)  # pylint: disable=protected-access
+  assert checkpointing.restore(other, manager)  # pylint: disable=protected-access
   np.testing.assert_allclose(other.prior.distribution().log_prob(z), expected, rtol=1e-6)
   # A checkpoint with a different number of pseudo-inputs is refused with the trainer's error.
   third_model = _tiny_vae(latent_size=3, seed=9)
   third = train_lib.Trainer(third_model, VampPrior(3, third_model, 4), 0, 0)
-  with pytest.raises(train_lib.IncompatibleCheckpointError):
-    train_lib._restore(third, manager)  # pylint: disable=protected-access
+  with pytest.raises(checkpointing.IncompatibleCheckpointError):
+    checkpointing.restore(third, manager)  # pylint: disable=protected-access
 
 
 def test_vamp_with_the_hvae_encodes_the_top_latent():
@@ -368,6 +369,6 @@ def test_tiny_runs_evaluate_and_export(tmp_path):
     trainer = train_lib.Trainer(model, prior, 0, 0)
     manager = tf.train.CheckpointManager(trainer.checkpoint,
                                          str(tmp_path / config / "checkpoints"), 3)
-    assert train_lib._restore(trainer, manager)  # pylint: disable=protected-access
+    assert checkpointing.restore(trainer, manager)  # pylint: disable=protected-access
     np.testing.assert_allclose(log_prob, prior.distribution().log_prob(latents),
                                rtol=1e-5, atol=1e-5, err_msg=config)

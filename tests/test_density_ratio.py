@@ -15,8 +15,9 @@ from tests.conftest import train_tiny
 from tfp_priors import objectives
 from tfp_priors.models import VAE
 from tfp_priors.priors import ImplicitPrior, NCPPrior, StandardNormalPrior, density_ratio
-from trainers import strategies
-from trainers import train as train_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import strategies
+from tfp_priors.training import trainer as train_lib
 
 tfd = tfp.distributions
 
@@ -292,7 +293,7 @@ def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(
 
 
 def test_ncp_stage_two_without_a_stage_one_vae_is_refused_and_writes_nothing(tmp_path):
-  with pytest.raises(strategies.PretrainedModelError, match="holds no checkpoint"):
+  with pytest.raises(checkpointing.PretrainedModelError, match="holds no checkpoint"):
     train_tiny(tmp_path / "run", "ncp_vae", NCP_TINY + [
         "train.num_steps = 5", f"NoiseContrastive.pretrained_workdir = '{tmp_path / 'none'}'"],
         **NO_EVAL)

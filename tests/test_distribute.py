@@ -13,10 +13,10 @@ import tensorflow as tf
 from conftest import TINY_BINDINGS, checkpoint_variables, train_tiny
 from tfp_priors.data import pipelines
 from tfp_priors.priors import build_prior
-from trainers import distribute as distribute_lib
+from tfp_priors.training import distribute as distribute_lib
 from trainers import run
-from trainers import strategies
-from trainers import train as train_lib
+from tfp_priors.training import strategies
+from tfp_priors.training import trainer as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 12

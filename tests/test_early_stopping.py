@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import train_tiny
-from trainers.early_stopping import EarlyStopping
+from tfp_priors.training.early_stopping import EarlyStopping
 
 # Twenty good steps, then an absurd learning rate that wrecks the model: the validation NLL at
 # step 20 is the best, the later ones are worse.

@@ -12,8 +12,8 @@ from tfp_priors.distributions import resampled
 from tfp_priors.evaluation import metrics
 from tfp_priors.models import VAE
 from tfp_priors.priors import LarsPrior
-from trainers import early_stopping as early_stopping_lib
-from trainers import train as train_lib
+from tfp_priors.training import runner as runner_lib
+from tfp_priors.training import early_stopping as early_stopping_lib
 
 
 @pytest.mark.parametrize("truncation", [2, 100])
@@ -91,7 +91,7 @@ def test_untruncated_lars_at_the_papers_z_skips_its_checks_instead_of_failing(ca
   prior.rejection_sample = functools.partial(prior.rejection_sample, max_proposals=10**5)
   model = VAE(input_size=6, latent_size=2, hidden_sizes=(8,))
   with caplog.at_level("WARNING"), tf.summary.create_noop_writer().as_default():
-    train_lib._sample_summary(model, prior, (2, 3, 1), step=10)  # pylint: disable=protected-access
+    runner_lib._sample_summary(model, prior, (2, 3, 1), step=10)  # pylint: disable=protected-access
   assert any("step 10: no sample grid" in r.getMessage() and "budget" in r.getMessage()
              for r in caplog.records)
 
@@ -121,7 +121,7 @@ def test_validation_nll_uses_a_fresh_log_z_not_the_training_ema(tmp_path):
   stopper = early_stopping_lib.EarlyStopping(None)
   checkpoint = tf.train.Checkpoint(model=model, prior=prior)
   best = tf.train.CheckpointManager(checkpoint, str(tmp_path), max_to_keep=1)
-  train_lib._validate(model, prior, dataset, stopper, best, step=7,  # pylint: disable=protected-access
+  runner_lib._validate(model, prior, dataset, stopper, best, step=7,  # pylint: disable=protected-access
                       num_importance_samples=20, max_examples=None, normalizer_samples=10**6,
                       seed=0, print_fn=lambda _: None)
   assert float(tf.exp(prior.log_normalizer())) == pytest.approx(z_quadrature, rel=0.01)

@@ -13,7 +13,7 @@ from tfp_priors import objectives
 from tfp_priors.models import VAE
 from tfp_priors.priors import LarsPrior, MAFPrior, XuRealNVPPrior, build_prior
 from trainers import run
-from trainers import train as train_lib
+from tfp_priors.training import runner as runner_lib
 
 FLOWS = ["realnvp", "rnvp", "maf"]
 
@@ -64,7 +64,7 @@ def test_lars_over_realnvp_trains_evaluates_and_exports(tmp_path):
   gin.clear_config()
   run.parse_config(["lars_realnvp_vae"], TINY_BINDINGS + [
       "train.num_steps = 6", "RealNVPPrior.hidden_sizes = (8,)"])
-  results = train_lib.train(str(tmp_path))
+  results = runner_lib.train(str(tmp_path))
   with open(tmp_path / "metrics.json") as f:
     metrics = json.load(f)
   assert metrics["prior"] == "lars" and 0.0 < metrics["normalizer"] <= 1.0

@@ -13,8 +13,9 @@ from tfp_priors.data import pipelines
 from tfp_priors.models import VAE
 from tfp_priors.nets import regularization
 from tfp_priors.priors import LarsPrior
-from trainers import strategies
-from trainers import train as train_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import strategies
+from tfp_priors.training import trainer as train_lib
 
 NO_EVAL = dict(evaluate=False, export=False)
 
@@ -53,11 +54,11 @@ def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical
 
 def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(
     tmp_path, pretrained):
-  with pytest.raises(strategies.PretrainedModelError, match="holds no checkpoint"):
+  with pytest.raises(checkpointing.PretrainedModelError, match="holds no checkpoint"):
     _train(tmp_path / "a", "lars_vae", [
         "train.num_steps = 2", "train.strategy = @PostHoc()",
         f"PostHoc.pretrained_workdir = '{tmp_path / 'empty'}'"], **NO_EVAL)
-  with pytest.raises(strategies.PretrainedModelError, match="latent size 3"):
+  with pytest.raises(checkpointing.PretrainedModelError, match="latent size 3"):
     _train(tmp_path / "b", "lars_vae", [
         "train.num_steps = 2", "train.strategy = @PostHoc()", "VAE.latent_size = 3",
         f"PostHoc.pretrained_workdir = '{pretrained}'"], **NO_EVAL)
@@ -228,11 +229,11 @@ def test_iterative_kl_warmup_runs_on_the_pretraining_phase_clock():
 
 def test_ncp_stage_two_refuses_a_stage_one_trained_with_another_prior(tmp_path):
   _train(tmp_path / "lars_stage_one", "lars_vae", ["train.num_steps = 3"], **NO_EVAL)
-  assert strategies.pretrained_prior_name(tmp_path / "lars_stage_one") == "lars"
-  with pytest.raises(strategies.PretrainedModelError, match=r"(?s)'lars'.*'normal'"):
+  assert checkpointing.pretrained_prior_name(tmp_path / "lars_stage_one") == "lars"
+  with pytest.raises(checkpointing.PretrainedModelError, match=r"(?s)'lars'.*'normal'"):
     _train(tmp_path / "ncp", "ncp_vae", [
         "train.num_steps = 3", "NCPPrior.hidden_sizes = (8,)",
         f"NoiseContrastive.pretrained_workdir = '{tmp_path / 'lars_stage_one'}'"], **NO_EVAL)
   assert tf.train.latest_checkpoint(str(tmp_path / "ncp" / "checkpoints")) is None
-  with pytest.raises(strategies.PretrainedModelError, match="config.gin"):
-    strategies.pretrained_prior_name(tmp_path / "nothing_here")
+  with pytest.raises(checkpointing.PretrainedModelError, match="config.gin"):
+    checkpointing.pretrained_prior_name(tmp_path / "nothing_here")

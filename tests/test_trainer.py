@@ -12,7 +12,8 @@ import tensorflow as tf
 from tests.conftest import train_tiny
 from tfp_priors.data import pipelines
 from trainers import run
-from trainers import train as train_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import trainer as train_lib
 
 
 def _train(workdir, config="lars_vae", bindings=(), **kwargs):
@@ -101,7 +102,7 @@ def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path):
   _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
          export=False)
   before = sorted(os.listdir(tmp_path / "checkpoints"))
-  with pytest.raises(train_lib.IncompatibleCheckpointError, match="new --workdir"):
+  with pytest.raises(checkpointing.IncompatibleCheckpointError, match="new --workdir"):
     _train(tmp_path, config="lars_vae", bindings=["train.num_steps = 4"], evaluate=False,
            export=False)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == before
@@ -114,7 +115,7 @@ def test_corrupt_checkpoint_gives_clear_error(tmp_path):
     if ".data-" in name:
       with open(tmp_path / "checkpoints" / name, "wb") as f:
         f.write(b"garbage")
-  with pytest.raises(train_lib.IncompatibleCheckpointError):
+  with pytest.raises(checkpointing.IncompatibleCheckpointError):
     _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 4"], evaluate=False,
            export=False)
 

@@ -1,4 +1,5 @@
-"""SavedModel export: `sample(num_samples, seed)` and `log_prob(z)` signatures.
+"""SavedModel export: `sample(num_samples, seed)` and `log_prob(z)` signatures, plus those the
+prior adds (`Prior.export_signatures`: `sample_langevin` of energy-based priors).
 
 The export is self-contained: `tf.saved_model.load(path)` in a process that never imports
 tfp_priors can sample (exact LARS rejection sampling is traced into the graph) and score z.
@@ -22,11 +23,9 @@ class _Exported(tf.Module):
           num_samples, message="num_samples must be a positive number of samples")
       seed_prior, seed_decoder = tf.unstack(
           tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
-      if hasattr(self.model, "sample_outputs"):  # LARS on outputs: exact binary images
-        images, z, _ = self.model.sample_outputs(self.prior, num_samples, seed=seed_prior)
-        return {"images": tf.reshape(images, [-1] + self.image_shape), "latents": z}
-      z = self.prior.sample(num_samples, seed=seed_prior)
-      return self._decode(z, seed_decoder)
+      images, z, _ = self.model.sample_images(self.prior, num_samples, seed=seed_prior,
+                                              decode_seed=seed_decoder)
+      return {"images": tf.reshape(images, [-1] + self.image_shape), "latents": z}
 
     @tf.function(input_signature=[tf.TensorSpec([None, latent_size], tf.float32, name="z")])
     def log_prob(z):
@@ -35,22 +34,9 @@ class _Exported(tf.Module):
     self.sample = sample
     self.log_prob = log_prob
     self._signature_fns = {"sample": sample, "log_prob": log_prob}
-
-    if hasattr(prior, "langevin_sample"):
-      @tf.function(input_signature=[
-          tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int32, name="seed"),
-          tf.TensorSpec([], tf.float32, name="step_size"),
-          tf.TensorSpec([], tf.int32, name="num_steps")])
-      def sample_langevin(num_samples, seed, step_size, num_steps):
-        tf.debugging.assert_positive(
-            num_samples, message="num_samples must be a positive number of samples")
-        seed_prior, seed_decoder = tf.unstack(
-            tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
-        z = self.prior.langevin_sample(num_samples, step_size, num_steps, seed=seed_prior)
-        return self._decode(z, seed_decoder)
-
-      self.sample_langevin = sample_langevin
-      self._signature_fns["sample_langevin"] = sample_langevin
+    for name, fn in prior.export_signatures(self._decode).items():
+      setattr(self, name, fn)
+      self._signature_fns[name] = fn
 
   def _decode(self, z, seed):
     images = self.prior.decode(self.model, z, seed=seed)
@@ -64,7 +50,7 @@ def export(model, prior, export_dir, image_shape=(28, 28, 1)):
     sample(num_samples: int32 scalar > 0, seed: int32 scalar) -> {'images': [N, 28, 28, 1]
       Bernoulli means in [0, 1], 'latents': [N, d] exact samples of the prior}; for a model
       with resampled outputs (`ResampledOutputs`), 'images' are exact binary samples of
-      p_T(x) and 'latents' the z they were decoded from.
+      p_T(x) and 'latents' the z they were decoded from (`LatentVariableModel.sample_images`).
     log_prob(z: [N, d] float32) -> {'log_prob': [N] nats}.
     sample_langevin(num_samples, seed, step_size: float32 > 0, num_steps: int32 >= 0), for
       energy-based priors (NCP, implicit): Langevin dynamics on E(z) = -log r(z) - log b(z)

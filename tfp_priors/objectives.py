@@ -1,8 +1,11 @@
-"""ELBO, IWAE bound and KL warm-up.
+"""ELBO, IWAE bound, KL warm-up and the registry of training objectives.
 
 ELBO = E_q[log p(x|z)] - KL(q(z|x) || p(z)) (LARS Eq. 1), with a single-sample KL estimate
 log q(z|x) - log p(z) (LARS appendix A.4); IWAE bound of Burda et al. (2016) with K
 importance samples. All values are nats per example.
+
+A training phase names its objective (`ELBO`, `MAXIMUM_LIKELIHOOD`, `NOISE_CONTRASTIVE`);
+`training_objective(name)` gives its loss and the statistics shown on the console.
 """
 import collections
 import math
@@ -13,17 +16,29 @@ from tfp_priors.models import base
 
 ElboTerms = collections.namedtuple("ElboTerms", ["elbo", "reconstruction", "kl"])
 
+ELBO = "elbo"  # encoder, decoder and prior by the (KL-annealed) ELBO
+MAXIMUM_LIKELIHOOD = "maximum_likelihood"  # a prior alone by -E_q(z)[log p(z)]
+NOISE_CONTRASTIVE = "noise_contrastive"  # a density-ratio prior's classifier by NCE
+
+TrainingObjective = collections.namedtuple("TrainingObjective", [
+    "name",
+    "loss",     # fn(model, prior, x, kl_weight, seed) -> (scalar loss, {name: scalar}, prior
+                # statistics {name: scalar}); nats per example, means over the batch
+    "console",  # names among the statistics that the trainer prints at each log interval
+])
+
 
 def elbo(model, prior, x, training=False, seed=None):
   """Single-sample ELBO terms per example.
 
   Args:
-    model: a model with `forward(x, num_samples, seed)` (`tfp_priors.models`).
+    model: a `tfp_priors.models.LatentVariableModel`.
     prior: a `tfp_priors.priors.Prior` over the model's top latent.
     x: [B, D] binary images.
     training: if True, log p(z_top) comes from `prior.training_log_prob` (LARS: Alg. 1 and
-      its EMA update) and the model's `training_forward(x, prior, seed)` is used if it has one
-      (`ResampledOutputs`); else log p(z) is `prior.latent_log_prob` and `model.forward`.
+      its EMA update) and z from the model's `training_forward(x, prior, seed)` (`model.forward`
+      unless the model has training-time estimates, `ResampledOutputs`); else log p(z) is
+      `prior.latent_log_prob` and z from `model.forward`.
     seed: stateless seed [2] or None.
 
   Returns:
@@ -31,12 +46,11 @@ def elbo(model, prior, x, training=False, seed=None):
     statistics).
   """
   seed_model, seed_prior = base.split_seed(seed)
-  stats = {}
-  if training and hasattr(model, "training_forward"):
-    # Models with their own training-time estimates (LARS on outputs: Z by Algorithm 1).
+  if training:
+    # Models may have their own training-time estimates (LARS on outputs: Z by Algorithm 1).
     f, stats = model.training_forward(x, prior, seed=seed_model)
   else:
-    f = model.forward(x, 1, seed=seed_model)
+    f, stats = model.forward(x, 1, seed=seed_model), {}
   z, log_q_top = f.z_top[0], f.log_posterior_top[0]
   if training:
     log_p_top, prior_stats = prior.training_log_prob(z, log_q_top, seed=seed_prior)
@@ -109,3 +123,46 @@ def kl_weight(step, warmup_steps, initial_weight=0.0):
     return tf.constant(1.0)
   progress = tf.minimum(1.0, tf.cast(step, tf.float32) / float(warmup_steps))
   return initial_weight + (1.0 - initial_weight) * progress
+
+
+def _elbo_loss(model, prior, x, kl_weight_value, seed):
+  """-(reconstruction - beta KL), the KL-annealed negative ELBO (LARS C.3)."""
+  terms, stats = elbo(model, prior, x, training=True, seed=seed)
+  reconstruction = tf.reduce_mean(terms.reconstruction)
+  kl = tf.reduce_mean(terms.kl)
+  out = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+  return -(reconstruction - kl_weight_value * kl), out, stats
+
+
+def _maximum_likelihood_loss(model, prior, x, kl_weight_value, seed):
+  """Cross-entropy of the prior on aggregate-posterior samples (LARS Eq. 6; Xu Eq. 6)."""
+  del kl_weight_value
+  cross_entropy, stats = aggregate_posterior_cross_entropy(model, prior, x, seed=seed)
+  loss = tf.reduce_mean(cross_entropy)
+  return loss, {"cross_entropy": loss}, stats
+
+
+def _noise_contrastive_loss(model, prior, x, kl_weight_value, seed):
+  """NCE loss of a density-ratio prior's classifier (Aneja Eq. 3; Takahashi Eq. 20)."""
+  del kl_weight_value
+  loss, stats = prior.noise_contrastive_loss(model, x, seed=seed)
+  return loss, {}, stats
+
+
+_TRAINING_OBJECTIVES = {o.name: o for o in (
+    TrainingObjective(ELBO, _elbo_loss, ("elbo", "kl")),
+    TrainingObjective(MAXIMUM_LIKELIHOOD, _maximum_likelihood_loss, ("cross_entropy",)),
+    TrainingObjective(NOISE_CONTRASTIVE, _noise_contrastive_loss, ("nce_loss",)),
+)}
+
+
+def training_objective(name):
+  """The registered `TrainingObjective` called `name`.
+
+  Raises:
+    ValueError: an unknown name (the message lists the registered ones).
+  """
+  if name not in _TRAINING_OBJECTIVES:
+    raise ValueError(f"unknown training objective {name!r}; registered: "
+                     f"{sorted(_TRAINING_OBJECTIVES)}.")
+  return _TRAINING_OBJECTIVES[name]

@@ -35,7 +35,8 @@ from tfp_priors.evaluation import images as images_lib
 from tfp_priors.evaluation import latent_density
 from tfp_priors.priors import LarsPrior
 from trainers import plotting
-from trainers import workdir as workdir_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -81,10 +82,10 @@ Run = collections.namedtuple("Run", [
 def load_run(workdir):
   """Rebuilds the model, prior and data of a training run and restores its checkpoint.
 
-  Uses workdir/config.gin (written by `trainers.train.train`) and the latest checkpoint in
-  workdir/checkpoints (`Trainer.checkpoint`: model=, prior=, ...; read by
-  `trainers.strategies.load_pretrained_model`). Parses the run's config into the global gin
-  state (after clearing it).
+  Uses workdir/config.gin (written by `tfp_priors.training.runner.train`) and the latest
+  checkpoint in workdir/checkpoints (`Trainer.checkpoint`: model=, prior=, ...; read by
+  `tfp_priors.training.checkpointing.load_pretrained_model`). Parses the run's config into the
+  global gin state (after clearing it).
 
   Returns:
     `Run`: model, prior, prior_name (registry name), data (`Datasets`), dataset name,
@@ -97,7 +98,6 @@ def load_run(workdir):
   """
   from tfp_priors.data import pipelines  # pylint: disable=g-import-not-at-top
   from tfp_priors.priors import build_prior  # pylint: disable=g-import-not-at-top
-  from trainers import strategies  # pylint: disable=g-import-not-at-top
 
   checkpoint = workdir_lib.open_run(workdir, FigureError)
   workdir = str(workdir)
@@ -105,8 +105,8 @@ def load_run(workdir):
   model = workdir_lib.model_fn()(train_mean=data.train_mean)
   prior = build_prior(model.latent_size, model=model)
   try:
-    strategies.load_pretrained_model(model, workdir, prior=prior)
-  except strategies.PretrainedModelError as e:
+    checkpointing.load_pretrained_model(model, workdir, prior=prior)
+  except checkpointing.PretrainedModelError as e:
     raise FigureError(f"cannot restore {checkpoint} with {workdir}/config.gin: {e}") from e
   return Run(workdir, model, prior, getattr(prior, "registry_name", type(prior).__name__),
              data, data.name, workdir_lib.binding("make_datasets.data_dir", None),

@@ -18,7 +18,8 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from trainers import workdir as workdir_lib
+from tfp_priors.training import checkpointing
+from tfp_priors.training import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
@@ -56,7 +57,6 @@ def load_model(workdir):
       a checkpoint that does not match the config.
   """
   from tfp_priors.data import pipelines  # pylint: disable=g-import-not-at-top
-  from trainers import strategies  # pylint: disable=g-import-not-at-top
 
   checkpoint = workdir_lib.open_run(workdir, PlotError, "takahashi_onehot_standard.gin")
   config = os.path.join(workdir, "config.gin")
@@ -72,8 +72,8 @@ def load_model(workdir):
                     f"{NUM_CATEGORIES} of OneHot (make_datasets.name = "
                     f"{data.name!r} in its config).")
   try:
-    strategies.load_pretrained_model(model, workdir)
-  except strategies.PretrainedModelError as e:
+    checkpointing.load_pretrained_model(model, workdir)
+  except checkpointing.PretrainedModelError as e:
     raise PlotError(f"the model in {checkpoint} does not match {config}: {e}") from e
   return model, prior_name
 

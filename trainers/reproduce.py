@@ -4,7 +4,7 @@ r"""Retrains the rows of one of the papers' tables and writes ours vs the paper'
       [--num_steps=N] [--rows=vae_*,lars_vae_*] [--num_importance_samples=K] \
       [--eval_max_examples=N] [--output=FILE.md]
 
-Each row trains with `trainers.train.train` from its gin configs (trainers/reproduce_tables.py)
+Each row trains with `tfp_priors.training.runner.train` from its gin configs (trainers/reproduce_tables.py)
 in <workdir>/steps<N>/<run>/ and is evaluated there (metrics.json); the markdown table (row,
 configs, ours, paper, difference = ours - paper, steps, test examples, notes) goes to stdout
 and to --output, training progress to stderr. Rerunning the same command reuses rows whose
@@ -34,7 +34,7 @@ import tensorflow as tf
 from trainers import reproduce_tables
 # trainers.run defines --workdir and --gin_bindings (and --gin_config, unused here); reused.
 from trainers import run as run_lib
-from trainers import train as train_lib
+from tfp_priors.training import runner as runner_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("table", None,
@@ -142,7 +142,7 @@ def run_row(row, row_dir, bindings, print_fn=None):
     # Written before training: a later run with another budget or K knows what is there.
     with open(spec_path, "w") as f:
       json.dump({**spec, "complete": False}, f, indent=2)
-    metrics = train_lib.train(row_dir, print_fn=print_fn)
+    metrics = runner_lib.train(row_dir, print_fn=print_fn)
   finally:
     gin.clear_config()
   with open(spec_path, "w") as f:

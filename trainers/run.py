@@ -14,7 +14,7 @@ from absl import flags
 from absl import logging
 import gin
 
-from trainers import train as train_lib
+from tfp_priors.training import runner as runner_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_config", [], "Gin config file(s): a path, or a name in configs/.")
@@ -73,7 +73,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   try:
     parse_config(FLAGS.gin_config, FLAGS.gin_bindings + seed_bindings(FLAGS.seed))
-    train_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
+    runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     # Errors the user can fix: print the message without a traceback.
     print(f"error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)

@@ -18,11 +18,12 @@ import gin
 import tensorflow as tf
 
 from tfp_priors.models import base
+from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import conv
 
 
 @gin.configurable
-class ConvVAE(tf.Module):
+class ConvVAE(latent_variable_model.LatentVariableModel):
   """Conv/ResnetVAE (Xu B.2) on flat 28x28 binary images; the prior is separate.
 
   `block='conv'` is the paper's ConvVAE, `block='resnet'` its ResnetVAE (see `ResnetVAE`).

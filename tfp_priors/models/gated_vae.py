@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_priors.models import base
+from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import GatedMLP
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -45,7 +46,7 @@ def _logit_of_mean(train_mean, size):
 
 
 @gin.configurable
-class GatedVAE(tf.Module):
+class GatedVAE(latent_variable_model.LatentVariableModel):
   """Single-latent-layer VAE with gated MLPs (Takahashi Sec. 5.2). The prior is separate.
 
   Same interface as `models.VAE`: `forward`, `encode_top`, `posterior_mean`, `decode`,

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfp_priors import replicas
 from tfp_priors.models import base
+from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import MLP
 
 
@@ -42,7 +43,7 @@ def _mlp_merge(size_a, size_b, hidden, output_size, output_bias_initializer="zer
 
 
 @gin.configurable
-class HVAE(tf.Module):
+class HVAE(latent_variable_model.LatentVariableModel):
   """Two-latent-layer VAE; z_top = z2.
 
   The four networks come from `_networks`, which subclasses with other architectures (e.g.

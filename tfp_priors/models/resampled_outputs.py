@@ -30,6 +30,7 @@ from tfp_priors import distributions
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.models import base
+from tfp_priors.models import latent_variable_model
 from tfp_priors.models.vae import VAE
 from tfp_priors.nets import MLP
 from tfp_priors.samplers import rejection
@@ -66,7 +67,7 @@ class DecodedPrior:
 
 
 @gin.configurable
-class ResampledOutputs(tf.Module):
+class ResampledOutputs(latent_variable_model.LatentVariableModel):
   """A VAE (or HVAE) whose marginal likelihood is LARS-resampled in pixel space (Sec. 5.3).
 
   a(x) = sigmoid(MLP[D - 300 - 300 - 1](x)), tanh, the size of the encoder (D.7). State (all
@@ -199,7 +200,14 @@ class ResampledOutputs(tf.Module):
     z, images = tf.split(result.samples, [self.latent_size, self.input_size], axis=-1)
     return images, z, result.acceptance_rate
 
-  def finalize(self, prior, normalizer_samples=None, seed=0, log_fn=None):
+  def sample_images(self, prior, num_samples, seed=None, decode_seed=None, statistics=False):
+    """Exact binary images of p_T(x) (`sample_outputs`; `decode_seed` is unused): (images
+    [N, D] in {0, 1}, z [N, d], {'output_sampler_acceptance_rate'})."""
+    del decode_seed, statistics
+    images, z, rate = self.sample_outputs(prior, num_samples, seed=seed)
+    return images, z, {"output_sampler_acceptance_rate": rate}
+
+  def finalize_outputs(self, prior, normalizer_samples=None, seed=0, log_fn=None):
     """Estimates log Z for evaluation and the exact sampler's acceptance rate (1,000 images).
 
     Returns:

@@ -7,11 +7,12 @@ import gin
 import tensorflow as tf
 
 from tfp_priors.models import base
+from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import MLP
 
 
 @gin.configurable
-class VAE(tf.Module):
+class VAE(latent_variable_model.LatentVariableModel):
   """Single-latent-layer VAE. The prior is separate (see `tfp_priors.priors`)."""
 
   def __init__(self, input_size=784, latent_size=50, hidden_sizes=(300, 300), activation="tanh",

@@ -30,7 +30,7 @@ def build_prior(latent_size, name="normal", model=None):
     raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
                      f"Set e.g. build_prior.name = 'lars' in the gin config.")
   cls = _REGISTRY[name]
-  if getattr(cls, "requires_model", False):
+  if cls.requires_model:
     if model is None:
       raise ValueError(f"the prior {name!r} is built from the model's encoder; call "
                        f"build_prior(latent_size, name={name!r}, model=model).")
@@ -52,8 +52,19 @@ class Prior(tf.Module):
       raise ValueError(f"latent_size must be >= 1, got {latent_size}.")
     self.latent_size = int(latent_size)
 
+  registry_name = None  # set by `register`
+
+  # Declared capabilities: the trainer, export and figures read these, never probe methods.
+  # Whether `build_prior` passes model= (VampPrior encodes pseudo-inputs with it).
+  requires_model = False
   # Whether the distribution is symmetric about the origin (enables antithetic estimators).
   symmetric = False
+  # A resampled prior pi(z) a(z) / Z: `proposal` and `log_acceptance(z)` exist (LARS).
+  has_acceptance_function = False
+  # A density-ratio prior: `noise_contrastive_loss` trains its classifier (NCP, implicit).
+  has_noise_contrastive_loss = False
+  # Names among `training_log_prob`'s statistics that the trainer prints (LARS: <Z>).
+  console_statistics = ()
 
   def distribution(self):
     """Returns a `tfd.Distribution` with event shape [latent_size]."""
@@ -69,6 +80,41 @@ class Prior(tf.Module):
     """[num_samples, d] samples for generation and export (default: `distribution().sample`;
     the implicit prior samples its aggregate posterior instead)."""
     return self.distribution().sample(num_samples, seed=seed)
+
+  def sample_with_statistics(self, num_samples, seed=None):
+    """Samples as `sample`, with the sampler's statistics for TensorBoard (run eagerly).
+
+    Returns:
+      ([num_samples, d], {name: scalar}); no statistics by default, LARS adds its exact
+      sampler's acceptance rate.
+
+    Raises:
+      tf.errors.InvalidArgumentError: a sampler that ran out of its budget (untruncated LARS).
+    """
+    return self.sample(num_samples, seed=seed), {}
+
+  def export_signatures(self, decode_fn):
+    """SavedModel signatures beyond `sample` and `log_prob` (`tfp_priors.export`).
+
+    Args:
+      decode_fn: fn(z [N, d], seed) -> {'images', 'latents'}, the export's decoder.
+
+    Returns:
+      {name: `tf.function` with an input signature}; none by default (energy-based priors:
+      `sample_langevin`).
+    """
+    del decode_fn
+    return {}
+
+  def noise_contrastive_loss(self, model, x, seed=None, training=True):
+    """NCE loss of a density-ratio prior's classifier; only where `has_noise_contrastive_loss`.
+
+    Raises:
+      NotImplementedError: for every other prior.
+    """
+    del model, x, seed, training
+    raise NotImplementedError(f"{type(self).__name__} is not a density-ratio prior and has no "
+                              f"noise-contrastive loss; use e.g. build_prior.name = 'ncp'.")
 
   def decode(self, model, z_top, seed=None):
     """Data-space means for prior samples z_top [N, d] (default `model.decode`; hierarchical

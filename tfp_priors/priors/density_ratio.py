@@ -22,6 +22,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors import distributions
+from tfp_priors import objectives
 from tfp_priors import replicas
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.models import base as model_base
@@ -30,7 +31,6 @@ from tfp_priors.priors import base
 
 tfd = tfp.distributions
 
-NOISE_CONTRASTIVE = "noise_contrastive"
 
 
 def noise_contrastive_loss(logits_data, logits_noise):
@@ -73,6 +73,8 @@ class DensityRatioPrior(base.Prior):
   classifier T's (trained only by `noise_contrastive_loss`, see `objective_variables`).
   """
 
+  has_noise_contrastive_loss = True
+
   def __init__(self, latent_size, base_prior, hidden_sizes, activation, dropout_rate,
                num_proposals, name):
     """Raises ValueError: num_proposals < 1, a base prior of another latent size."""
@@ -112,10 +114,28 @@ class DensityRatioPrior(base.Prior):
     return self.distribution().sample_langevin(num_samples, step_size=step_size,
                                                num_steps=num_steps, seed=seed)
 
+  def export_signatures(self, decode_fn):
+    """{'sample_langevin': fn(num_samples, seed, step_size, num_steps) -> decode_fn's
+    outputs}: Langevin dynamics (`langevin_sample`) from base samples, then decoded."""
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([], tf.int32, name="num_samples"), tf.TensorSpec([], tf.int32, name="seed"),
+        tf.TensorSpec([], tf.float32, name="step_size"),
+        tf.TensorSpec([], tf.int32, name="num_steps")])
+    def sample_langevin(num_samples, seed, step_size, num_steps):
+      tf.debugging.assert_positive(
+          num_samples, message="num_samples must be a positive number of samples")
+      seed_prior, seed_decoder = tf.unstack(
+          tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
+      z = self.langevin_sample(num_samples, step_size, num_steps, seed=seed_prior)
+      return decode_fn(z, seed_decoder)
+
+    return {"sample_langevin": sample_langevin}
+
   def objective_variables(self, objective):
     """The classifier's variables for the NCE objective; the base prior's otherwise (T is
     trained only by NCE, never by the ELBO or maximum likelihood)."""
-    if objective == NOISE_CONTRASTIVE:
+    if objective == objectives.NOISE_CONTRASTIVE:
       return list(self.classifier.trainable_variables)
     return list(self.base.trainable_variables)
 

@@ -11,6 +11,7 @@ import math
 import gin
 import tensorflow as tf
 
+from tfp_priors import objectives
 from tfp_priors import replicas
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
@@ -120,7 +121,7 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
     return self.estimate_joint_log_normalizer(num_samples, seed=seed)
 
   def objective_variables(self, objective):
-    if objective == density_ratio.NOISE_CONTRASTIVE:
+    if objective == objectives.NOISE_CONTRASTIVE:
       return (list(self.classifier.trainable_variables)
               + list(self.lower_classifier.trainable_variables))
     return super().objective_variables(objective)

@@ -29,6 +29,9 @@ class LarsPrior(base.Prior):
   the evaluation estimate when present, else the EMA.
   """
 
+  has_acceptance_function = True
+  console_statistics = ("normalizer",)
+
   def __init__(self, latent_size, proposal="normal", hidden_sizes=(100, 100), truncation=100,
                num_proposal_samples=2**10, ema_epsilon=0.1, name="lars_prior"):
     """Args:
@@ -171,13 +174,18 @@ class LarsPrior(base.Prior):
     if seconds > warn_after_seconds:
       warnings.warn(
           f"exact sampling of {num_samples} samples from LARS over the "
-          f"{getattr(self.proposal, 'registry_name', type(self.proposal).__name__)!r} proposal "
+          f"{self.proposal.registry_name or type(self.proposal).__name__!r} proposal "
           f"is expected to take about {seconds / 60:.1f} minutes here "
           f"({self._seconds_per_proposal * 1e6:.0f} us per proposal sample, "
           f"Z = {float(tf.exp(self.log_normalizer())):.3g}, T = {self.truncation}); draw fewer "
           f"samples or use a proposal that samples in one pass (e.g. 'realnvp').", stacklevel=2)
     return self.distribution().sample_with_acceptance_rate(num_samples, seed=seed,
                                                            max_proposals=max_proposals)
+
+  def sample_with_statistics(self, num_samples, seed=None):
+    """`rejection_sample`: (samples [num_samples, d], {'sampler_acceptance_rate'})."""
+    result = self.rejection_sample(num_samples, seed=seed)
+    return result.samples, {"sampler_acceptance_rate": result.acceptance_rate}
 
   def acceptance_check(self, num_samples, seed=0, log_fn=None, max_seconds=600.0,
                        max_proposals=None):

@@ -12,11 +12,11 @@ uses, which objective) and a learning rate. The trainer runs one mechanism for a
   - `Alternating`: Takahashi et al. (2019) Algorithm 1 for the implicit optimal prior.
 """
 import collections
-import os
-import re
 
 import gin
-import tensorflow as tf
+
+from tfp_priors import objectives
+from tfp_priors.training import checkpointing
 
 Phase = collections.namedtuple("Phase", [
     "name",           # str, logged
@@ -30,13 +30,8 @@ Phase = collections.namedtuple("Phase", [
                        # whole standard run's schedule)
 ], defaults=(1.0,))
 
-OBJECTIVES = ("elbo", "maximum_likelihood")
-NOISE_CONTRASTIVE = "noise_contrastive"  # the density-ratio classifier's NCE loss
-JOINT = Phase("joint", True, True, True, "elbo")
-
-
-class PretrainedModelError(ValueError):
-  """A post-hoc run's pretrained workdir holds no usable trained model."""
+OBJECTIVES = (objectives.ELBO, objectives.MAXIMUM_LIKELIHOOD)  # those a prior phase may use
+JOINT = Phase("joint", True, True, True, objectives.ELBO)
 
 
 class Strategy:
@@ -83,7 +78,7 @@ class PostHoc(Strategy):
 
   name = "post_hoc"
 
-  def __init__(self, pretrained_workdir=gin.REQUIRED, objective="elbo"):
+  def __init__(self, pretrained_workdir=gin.REQUIRED, objective=objectives.ELBO):
     """Raises ValueError for an objective other than 'elbo' or 'maximum_likelihood'."""
     if objective not in OBJECTIVES:
       raise ValueError(f"PostHoc.objective must be one of {OBJECTIVES}, got {objective!r}.")
@@ -102,7 +97,7 @@ class PostHoc(Strategy):
         (e.g. another latent size); nothing is written anywhere.
     """
     del prior
-    load_pretrained_model(model, self.pretrained_workdir)
+    checkpointing.load_pretrained_model(model, self.pretrained_workdir)
 
 
 @gin.configurable
@@ -119,7 +114,8 @@ class NoiseContrastive(Strategy):
 
   def phase(self, step, num_steps, learning_rate_fn):
     del num_steps
-    return Phase("noise_contrastive", False, True, True, NOISE_CONTRASTIVE), learning_rate_fn(step)
+    phase = Phase("noise_contrastive", False, True, True, objectives.NOISE_CONTRASTIVE)
+    return phase, learning_rate_fn(step)
 
   def prepare(self, model, prior):
     """Loads the stage-one model and base prior (`prior.base`).
@@ -130,13 +126,13 @@ class NoiseContrastive(Strategy):
         prior that does not match this configuration; nothing is written anywhere.
       ValueError: the prior is not a density-ratio prior (it has no `base`).
     """
-    if not hasattr(prior, "noise_contrastive_loss"):
+    if not prior.has_noise_contrastive_loss:
       raise ValueError(f"NoiseContrastive training needs a density-ratio prior (e.g. "
                        f"build_prior.name = 'ncp'), got {type(prior).__name__}.")
-    load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
-    trained_with = pretrained_prior_name(self.pretrained_workdir)
+    checkpointing.load_pretrained_model(model, self.pretrained_workdir, prior=prior.base)
+    trained_with = checkpointing.pretrained_prior_name(self.pretrained_workdir)
     if trained_with != prior.base.registry_name:
-      raise PretrainedModelError(
+      raise checkpointing.PretrainedModelError(
           f"the stage-one run in {self.pretrained_workdir} trained its VAE with the prior "
           f"{trained_with!r}, but this NCP reweights the base prior "
           f"{prior.base.registry_name!r}: NCP's classifier learns q(z) / b(z) for the prior b "
@@ -167,12 +163,12 @@ class Alternating(Strategy):
   def phase(self, step, num_steps, learning_rate_fn):
     del num_steps
     if step % (self.model_steps + self.estimator_steps) < self.model_steps:
-      return Phase("vae", True, False, True, "elbo"), learning_rate_fn(step)
-    return (Phase("density_ratio", False, True, True, NOISE_CONTRASTIVE),
+      return Phase("vae", True, False, True, objectives.ELBO), learning_rate_fn(step)
+    return (Phase("density_ratio", False, True, True, objectives.NOISE_CONTRASTIVE),
             learning_rate_fn(step))
 
   def prepare(self, model, prior):
-    if not hasattr(prior, "noise_contrastive_loss"):
+    if not prior.has_noise_contrastive_loss:
       raise ValueError(f"Alternating training needs a density-ratio prior (e.g. "
                        f"build_prior.name = 'implicit'), got {type(prior).__name__}.")
     del model
@@ -194,7 +190,7 @@ class Iterative(Strategy):
   name = "iterative"
 
   def __init__(self, iterations=16, pretrain_fraction=3 / 7, prior_learning_rate=1e-3,
-               learning_rate=1e-4, prior_objective="elbo"):
+               learning_rate=1e-4, prior_objective=objectives.ELBO):
     """Raises ValueError: iterations < 1, pretrain_fraction outside [0, 1), bad objective."""
     if int(iterations) < 1:
       raise ValueError(f"Iterative.iterations must be >= 1, got {iterations}.")
@@ -228,68 +224,17 @@ class Iterative(Strategy):
     # applies to the pretraining phase, a whole standard run, compressed into its P steps.
     scale = num_steps / max(pretrain, 1)
     if step < pretrain:
-      return (Phase("iteration_1a", True, False, False, "elbo", scale),
+      return (Phase("iteration_1a", True, False, False, objectives.ELBO, scale),
               learning_rate_fn(step * num_steps // max(pretrain, 1)))
     k = (step - pretrain) // m  # 0, 1: iteration 1b; then model / prior alternately
     prior_phase = Phase("prior", False, True, True, self.prior_objective)
     if k < 2:
       return prior_phase, self.prior_learning_rate if k == 0 else self.learning_rate
     if k % 2 == 0:
-      return Phase("model", True, False, True, "elbo", scale), self.learning_rate
+      return Phase("model", True, False, True, objectives.ELBO, scale), self.learning_rate
     return prior_phase, self.learning_rate
 
   def prior_initialization_step(self, num_steps):
     """The first prior phase (iteration 1b), on the encoder that pretraining trained, as a
     post-hoc run initialises on a trained encoder."""
     return self.boundaries(num_steps)[0]
-
-
-_PRIOR_BINDING = re.compile(r"""^build_prior\.name\s*=\s*['"]([\w.-]+)['"]\s*$""", re.MULTILINE)
-
-
-def pretrained_prior_name(workdir):
-  """The registry name of the prior a run trained with, from the workdir's config.gin.
-
-  The file is read as text, never executed: the last `build_prior.name` binding, or
-  'normal' (build_prior's default) when there is none.
-
-  Raises:
-    PretrainedModelError: the workdir has no readable config.gin.
-  """
-  path = os.path.join(str(workdir), "config.gin")
-  try:
-    with open(path, encoding="utf-8") as f:
-      text = f.read()
-  except (OSError, UnicodeDecodeError) as e:
-    raise PretrainedModelError(
-        f"cannot tell which prior the run in {workdir} trained with: {path} is missing or "
-        f"unreadable ({e.__class__.__name__}). Point pretrained_workdir at a workdir of "
-        f"trainers.run, which writes config.gin.") from e
-  names = _PRIOR_BINDING.findall(text)
-  return names[-1] if names else "normal"
-
-
-def load_pretrained_model(model, workdir, prior=None):
-  """Restores `model`'s (and `prior`'s, if given) variables from the latest checkpoint in
-  workdir/checkpoints.
-
-  Raises:
-    PretrainedModelError: see `PostHoc.prepare`.
-  """
-  checkpoint_dir = tf.io.gfile.join(str(workdir), "checkpoints")
-  latest = tf.train.latest_checkpoint(checkpoint_dir)
-  if latest is None:
-    raise PretrainedModelError(
-        f"this run needs a trained VAE, but {checkpoint_dir} holds no checkpoint. "
-        f"Train one first (e.g. python -m trainers.run --gin_config=vae_standard.gin "
-        f"--workdir={workdir}) or point the strategy's pretrained_workdir at its workdir.")
-  parts = {"model": model} if prior is None else {"model": model, "prior": prior}
-  try:
-    status = tf.train.Checkpoint(**parts).restore(latest)
-    status.expect_partial().assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise PretrainedModelError(
-        f"the {' and '.join(parts)} in {latest} do not match this configuration (latent size "
-        f"{model.latent_size} here; a different latent size, architecture or base prior "
-        f"there?): {str(e).splitlines()[0][:300]}. Use the model and prior bindings the VAE "
-        f"was trained with.") from e

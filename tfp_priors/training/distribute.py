@@ -4,7 +4,7 @@
   train.distribute = 'mirrored'       # all local GPUs (or the logical CPUs) of this machine
   train.distribute = 'multi_worker'   # several machines; each reads its role from TF_CONFIG
 
-Every model and prior trains under either: `trainers.train.Trainer` splits the global batch
+Every model and prior trains under either: `training.trainer.Trainer` splits the global batch
 (`make_datasets.batch_size`) over the replicas and sums their gradients of loss / n. For
 several machines, start the same command on each with its TF_CONFIG, e.g. for two workers:
 

@@ -1,0 +1,154 @@
+"""Checkpoints of a run: saving, restoring (or explaining why not) and reading a pretrained run.
+
+A checkpoint holds `Trainer.checkpoint`: model=, prior=, optimizer=, step= and, with
+validation, early_stopping=. workdir/checkpoints/ keeps the last three; with validation,
+workdir/best_checkpoint/ keeps the best one (`tfp_priors.training.workdir`).
+"""
+import re
+
+import tensorflow as tf
+
+from tfp_priors.training import workdir as workdir_lib
+
+
+class IncompatibleCheckpointError(ValueError):
+  """The workdir holds a checkpoint of a different model, prior or optimizer."""
+
+
+class PretrainedModelError(ValueError):
+  """A post-hoc run's pretrained workdir holds no usable trained model."""
+
+
+def saved_step(checkpoint_dir):
+  """The step stored in the latest checkpoint of checkpoint_dir (0 if none).
+
+  Raises:
+    IncompatibleCheckpointError: the step counter cannot be read.
+  """
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest is None:
+    return 0
+  try:
+    return int(tf.train.load_variable(latest, workdir_lib.STEP_VARIABLE))
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    raise IncompatibleCheckpointError(
+        f"cannot read the step counter from {latest} ({e.__class__.__name__}); it is corrupt "
+        f"or not a tfp_priors checkpoint. Use a new --workdir; nothing was changed.") from e
+
+
+def restore(trainer, manager):
+  """Restores the latest checkpoint of `manager` into `trainer`; False if there is none.
+
+  Raises:
+    IncompatibleCheckpointError: the checkpoint does not fit this configuration; nothing in
+      the workdir is changed.
+  """
+  if not manager.latest_checkpoint:
+    return False
+  # Build slot variables first so they are restored, not silently re-created later.
+  trainer.optimizer.build(trainer.train_variables)
+  try:
+    trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+  except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
+    raise IncompatibleCheckpointError(
+        f"the checkpoint {manager.latest_checkpoint} does not match this configuration "
+        f"(different model, prior or latent size?): {str(e).splitlines()[0][:300]}. "
+        f"Use a new --workdir, or the gin config the checkpoint was trained with. Nothing "
+        f"was changed in the workdir.") from e
+  return True
+
+
+class Checkpoints:
+  """The run's checkpoint managers: `last` (checkpoints/, 3 kept) and, if `keep_best`, `best`
+  (best_checkpoint/, 1 kept). `save` writes to `last` until `use_best` switches to the best
+  weights; later saves then go to best_checkpoint/, so that checkpoints/ still resumes from the
+  last step."""
+
+  def __init__(self, checkpoint, workdir, keep_best=False):
+    self._checkpoint = checkpoint
+    self.last = tf.train.CheckpointManager(
+        checkpoint, workdir_lib.path(workdir, workdir_lib.CHECKPOINTS), max_to_keep=3)
+    self.best = (tf.train.CheckpointManager(
+        checkpoint, workdir_lib.path(workdir, workdir_lib.BEST_CHECKPOINT), max_to_keep=1)
+                 if keep_best else None)
+    self._current = self.last
+
+  @property
+  def latest(self):
+    """Path of the newest checkpoint saves go to (None before the first)."""
+    return self._current.latest_checkpoint
+
+  def save(self, step):
+    self._current.save(checkpoint_number=step)
+
+  def save_if_new(self, step):
+    """Saves unless the newest checkpoint already holds `step`."""
+    if self.latest is None or step != int(self.latest.rsplit("-", 1)[-1]):
+      self.save(step)
+
+  def save_best(self, step):
+    self.best.save(checkpoint_number=step)
+
+  def use_best(self):
+    """Restores the best validation checkpoint, if any; later saves go to best_checkpoint/.
+
+    Returns:
+      whether there was one.
+    """
+    if self.best is None or not self.best.latest_checkpoint:
+      return False
+    self._checkpoint.restore(self.best.latest_checkpoint).assert_existing_objects_matched()
+    self._current = self.best
+    return True
+
+
+_PRIOR_BINDING = re.compile(r"""^build_prior\.name\s*=\s*['"]([\w.-]+)['"]\s*$""", re.MULTILINE)
+
+
+def pretrained_prior_name(workdir):
+  """The registry name of the prior a run trained with, from the workdir's config.gin.
+
+  The file is read as text, never executed: the last `build_prior.name` binding, or
+  'normal' (build_prior's default) when there is none.
+
+  Raises:
+    PretrainedModelError: the workdir has no readable config.gin.
+  """
+  path = workdir_lib.path(workdir, workdir_lib.CONFIG)
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except (OSError, UnicodeDecodeError) as e:
+    raise PretrainedModelError(
+        f"cannot tell which prior the run in {workdir} trained with: {path} is missing or "
+        f"unreadable ({e.__class__.__name__}). Point pretrained_workdir at a workdir of "
+        f"trainers.run, which writes config.gin.") from e
+  names = _PRIOR_BINDING.findall(text)
+  return names[-1] if names else "normal"
+
+
+def load_pretrained_model(model, workdir, prior=None):
+  """Restores `model`'s (and `prior`'s, if given) variables from the latest checkpoint in
+  workdir/checkpoints.
+
+  Raises:
+    PretrainedModelError: no checkpoint there, or its model (or prior) differs from this
+      configuration's (e.g. another latent size); nothing is written anywhere.
+  """
+  checkpoint_dir = tf.io.gfile.join(str(workdir), workdir_lib.CHECKPOINTS)
+  latest = tf.train.latest_checkpoint(checkpoint_dir)
+  if latest is None:
+    raise PretrainedModelError(
+        f"this run needs a trained VAE, but {checkpoint_dir} holds no checkpoint. "
+        f"Train one first (e.g. python -m trainers.run --gin_config=vae_standard.gin "
+        f"--workdir={workdir}) or point the strategy's pretrained_workdir at its workdir.")
+  parts = {"model": model} if prior is None else {"model": model, "prior": prior}
+  try:
+    status = tf.train.Checkpoint(**parts).restore(latest)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError, tf.errors.OpError) as e:
+    raise PretrainedModelError(
+        f"the {' and '.join(parts)} in {latest} do not match this configuration (latent size "
+        f"{model.latent_size} here; a different latent size, architecture or base prior "
+        f"there?): {str(e).splitlines()[0][:300]}. Use the model and prior bindings the VAE "
+        f"was trained with.") from e

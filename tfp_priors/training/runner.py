@@ -1,0 +1,428 @@
+"""The training run: train, validate, checkpoint, finalize, evaluate and export a model and prior.
+
+`train` (gin: `train.*`) is the entry point of `python -m trainers.run`; it groups its
+bindings into a `Schedule`, `Intervals`, an `Evaluation` and a `Validation` and hands them to a
+`Runner`, whose lifecycle methods a reader finds by name: `setup`, `restore_or_initialize`,
+`train_loop` (`train_one_step`, `maybe_log`, `maybe_sample_images`, `maybe_validate`,
+checkpoints), `use_best_weights`, `finalize`, `evaluate` and `export`.
+
+Setup of LARS appendix C.3: Adam, learning rate 3e-4 decayed to 1e-4 (after 10% of training),
+KL warm-up over the first 1% of training, batch 128. The papers run 10^7 steps; `num_steps`
+sets the budget and the decay / warm-up points scale with it unless given.
+"""
+import dataclasses
+import os
+import time
+from typing import Any, Callable, Optional
+
+from absl import logging
+import gin
+import tensorflow as tf
+import tf_keras
+
+from tfp_priors import export as export_lib
+from tfp_priors import objectives
+from tfp_priors.data import pipelines
+from tfp_priors.evaluation import images as images_lib
+from tfp_priors.evaluation import metrics
+from tfp_priors.models import VAE
+from tfp_priors.priors import build_prior
+from tfp_priors.training import checkpointing
+from tfp_priors.training import distribute as distribute_lib
+from tfp_priors.training import early_stopping as early_stopping_lib
+from tfp_priors.training import strategies
+from tfp_priors.training import trainer as trainer_lib
+from tfp_priors.training import workdir as workdir_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+  """The training budget and the schedules of learning rate, KL warm-up and weight decay.
+
+  Attributes: see `train` (`time_scale` is its `schedule_time_scale`).
+  Raises ValueError: num_steps < 0 or time_scale <= 0.
+  """
+  num_steps: int = 30000
+  learning_rate: float = 3e-4
+  final_learning_rate: float = 1e-4
+  decay_step: Optional[int] = None
+  learning_rate_schedule: Any = None
+  warmup_steps: Optional[int] = None
+  kl_warmup_start: float = 0.0
+  weight_decay: float = 0.0
+  time_scale: float = 1.0
+
+  def __post_init__(self):
+    if self.num_steps < 0:
+      raise ValueError(f"num_steps must be >= 0, got {self.num_steps}.")
+    if not float(self.time_scale) > 0:
+      raise ValueError(f"schedule_time_scale must be > 0, got {self.time_scale}.")
+
+  def learning_rate_fn(self):
+    """step -> rate (`trainer.learning_rate_function`), the decay step scaled by time_scale."""
+    decay_step = self.decay_step
+    if decay_step is None and self.learning_rate_schedule is None:
+      decay_step = int(self.num_steps // 10 * self.time_scale)
+    return trainer_lib.learning_rate_function(self.num_steps, self.learning_rate,
+                                              self.final_learning_rate, decay_step,
+                                              self.learning_rate_schedule)
+
+  def kl_warmup_steps(self):
+    if self.warmup_steps is None:
+      return int(self.num_steps // 100 * self.time_scale)
+    return self.warmup_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Intervals:
+  """How often (in steps) the run logs scalars, writes a sample grid and saves a checkpoint."""
+  log_every: int = 500
+  image_every: int = 5000
+  checkpoint_every: int = 5000
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+  """The final test evaluation and export; see `train`."""
+  evaluate: bool = True
+  export: bool = True
+  normalizer_samples: Optional[int] = None
+  num_importance_samples: int = 1000
+  max_examples: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+  """Validation NLL every `every` steps and early stopping; see `train`.
+
+  Raises ValueError: every < 1, or a patience without `every`.
+  """
+  every: Optional[int] = None
+  importance_samples: int = 100
+  max_examples: Optional[int] = None
+  normalizer_samples: int = 10**6
+  patience: Optional[int] = None
+
+  def __post_init__(self):
+    if self.every is not None and int(self.every) < 1:
+      raise ValueError(f"validation_every must be >= 1 steps (or None), got {self.every}.")
+    if self.patience is not None and self.every is None:
+      raise ValueError("train.early_stopping_patience needs train.validation_every (how often "
+                       "to validate).")
+
+
+class Runner:
+  """One training run in `workdir`; `run()` trains (resuming from the latest checkpoint),
+  evaluates, writes metrics.json and exports. Arguments: see `train`.
+
+  Raises (from `run`): see `train`.
+  """
+
+  def __init__(self, workdir, model_fn=VAE, strategy=None, schedule=Schedule(),
+               intervals=Intervals(), evaluation=Evaluation(), validation=Validation(),
+               seed=0, deterministic=False, distribute=None, print_fn=print):
+    self.model_fn, self.seed, self.deterministic = model_fn, seed, deterministic
+    self.schedule, self.intervals = schedule, intervals
+    self.evaluation, self.validation = evaluation, validation
+    self.strategy = strategy or strategies.Joint()
+    self.learning_rate_fn = schedule.learning_rate_fn()
+    self.early_stopping = (early_stopping_lib.EarlyStopping(validation.patience)
+                           if validation.every else None)
+    self.devices = distribute_lib.make_strategy(distribute)
+    self.chief = distribute_lib.worker_index(self.devices) == 0
+    self.workdir = distribute_lib.worker_workdir(workdir, self.devices)
+    self.print = print_fn or (lambda _: None)
+
+  def run(self):
+    """Returns the dict of final metrics (also in workdir/metrics.json)."""
+    self.setup()
+    self.restore_or_initialize()
+    workdir_lib.write_config(self.workdir, gin.config_str())
+    writer = tf.summary.create_file_writer(
+        workdir_lib.path(self.workdir, workdir_lib.TRAIN_EVENTS))
+    with writer.as_default():
+      self.train_loop()
+      results = self.training_results()
+      if not self.chief:  # the chief finalizes, evaluates and exports the shared weights
+        workdir_lib.write_metrics(self.workdir, results)
+        return results
+      results.update(self.use_best_weights(results["num_steps"]))
+      results.update(self.finalize())
+      if self.evaluation.evaluate:
+        results.update(self.evaluate())
+    workdir_lib.write_metrics(self.workdir, results)
+    if self.evaluation.export:
+      self.export()
+    return results
+
+  def setup(self):
+    """Seeds, checks the budget, builds data, model, prior, trainer and checkpoint managers."""
+    if self.deterministic:
+      tf.config.experimental.enable_op_determinism()
+    tf_keras.utils.set_random_seed(self.seed)  # python, numpy and TF seeds: same init every run
+    self.strategy.phase(0, self.schedule.num_steps, self.learning_rate_fn)  # validates budget
+    os.makedirs(self.workdir, exist_ok=True)
+    checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
+    self.data = pipelines.make_datasets(start_step=checkpointing.saved_step(checkpoint_dir))
+    with self.devices.scope():
+      self.model = self.model_fn(train_mean=self.data.train_mean)
+      self.prior = build_prior(self.model.latent_size, model=self.model)
+      self.trainer = trainer_lib.Trainer(
+          self.model, self.prior, self.schedule.kl_warmup_steps(), self.seed,
+          self.schedule.kl_warmup_start, self.schedule.weight_decay, self.early_stopping,
+          self.devices)
+    self.checkpoints = checkpointing.Checkpoints(self.trainer.checkpoint, self.workdir,
+                                                 keep_best=bool(self.early_stopping))
+    self.iterator = iter(self.data.train)
+
+  def restore_or_initialize(self):
+    """Resumes from the latest checkpoint, or prepares a fresh run (`Strategy.prepare`)."""
+    if checkpointing.restore(self.trainer, self.checkpoints.last):
+      self.print(f"Resumed from {self.checkpoints.latest} at step "
+                 f"{self.trainer.current_step()}.")
+    else:
+      self.strategy.prepare(self.model, self.prior)
+    self.initialization_step = self.strategy.prior_initialization_step(self.schedule.num_steps)
+
+  def train_loop(self):
+    """Steps until the budget is spent or early stopping says stop, then a final checkpoint."""
+    num_steps = self.schedule.num_steps
+    step = self.trainer.current_step()
+    self._last_log = (time.time(), step)
+    self.steps_per_second = float("nan")
+    phase_name = None
+    while step < num_steps and not (self.early_stopping and self.early_stopping.should_stop):
+      phase, rate = self.strategy.phase(step, num_steps, self.learning_rate_fn)
+      if phase.name != phase_name:
+        self.print(f"step {step}: phase {phase.name} (learning rate {rate:g})")
+        phase_name = phase.name
+      out = self.train_one_step(step, phase, rate)
+      step = self.trainer.current_step()
+      self.maybe_log(step, out, phase, rate)
+      self.maybe_sample_images(step)
+      self.maybe_validate(step)
+      if step % self.intervals.checkpoint_every == 0:
+        self.checkpoints.save(step)
+    self.checkpoints.save_if_new(step)
+
+  def train_one_step(self, step, phase, rate):
+    """One update on the next batch (after the prior's data-dependent initialisation at
+    `initialization_step`).
+
+    Raises:
+      NonFiniteLossError: the loss or a gradient is not finite (the update was skipped).
+    """
+    x = next(self.iterator)
+    if step == self.initialization_step:
+      # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of
+      # this step's batch, which it then trains on.
+      self.prior.initialize(self.model.forward(x, 1, seed=[self.seed, step]).z_top[0])
+    out = self.trainer.train_step(x, tf.constant(rate, tf.float32), phase)
+    if not bool(out["finite"]):
+      raise trainer_lib.NonFiniteLossError(
+          f"the loss became {float(out['loss'])} at step {self.trainer.current_step() + 1}; "
+          f"the update was skipped and the last good checkpoint ({self.checkpoints.latest}) "
+          f"is intact. Lower train.learning_rate or check the data, then rerun with the same "
+          f"--workdir to resume.")
+    return out
+
+  def maybe_log(self, step, out, phase, rate):
+    """Every `log_every` steps and at the last: TensorBoard scalars and one console line."""
+    if not (step % self.intervals.log_every == 0 or step == self.schedule.num_steps):
+      return
+    now = time.time()
+    self.steps_per_second = (step - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
+    self._last_log = (now, step)
+    shown = (objectives.training_objective(phase.objective).console
+             + tuple(self.prior.console_statistics))
+    scalars = {k: float(v) for k, v in out.items() if k != "finite"}
+    scalars["steps_per_second"] = self.steps_per_second
+    scalars["learning_rate"] = rate
+    for k, v in scalars.items():
+      tf.summary.scalar(k, v, step=step)
+    line = "".join(f" {k}={scalars[k]:.4g}" for k in dict.fromkeys(shown) if k in scalars)
+    self.print(f"step {step}/{self.schedule.num_steps} loss={scalars['loss']:.2f}{line} "
+               f"({self.steps_per_second:.0f} steps/s)")
+
+  def maybe_sample_images(self, step):
+    if step % self.intervals.image_every == 0:
+      _sample_summary(self.model, self.prior, self.data.image_shape, step)
+
+  def maybe_validate(self, step):
+    if self.early_stopping and (step % self.validation.every == 0
+                                or step == self.schedule.num_steps):
+      v = self.validation
+      _validate(self.model, self.prior, self.data.valid, self.early_stopping,
+                self.checkpoints.best, step, v.importance_samples, v.max_examples,
+                v.normalizer_samples, self.seed, self.print)
+
+  def training_results(self):
+    return {"num_steps": self.trainer.current_step(),
+            "train_steps_per_second": self.steps_per_second,
+            "prior": self.prior.registry_name, "model": type(self.model).__name__,
+            "strategy": self.strategy.name,
+            "num_replicas": int(self.devices.num_replicas_in_sync)}
+
+  def use_best_weights(self, num_steps_done):
+    """With validation: restores the best validation checkpoint for finalize, evaluation and
+    export. Returns its step and NLL for metrics.json ({} without validation)."""
+    if not (self.early_stopping and self.checkpoints.use_best()):
+      return {}
+    results = dict(best_step=int(self.early_stopping.best_step),
+                   best_validation_nll=float(self.early_stopping.best_nll),
+                   stopped_early=num_steps_done < self.schedule.num_steps)
+    self.print(f"Restored the best validation checkpoint: step {results['best_step']}, "
+               f"validation NLL {results['best_validation_nll']:.2f} nats.")
+    return results
+
+  def finalize(self):
+    """What the prior's density or sampler (`Prior.finalize`) and the model's outputs
+    (`finalize_outputs`) need after training, e.g. log Z; saved with the weights."""
+    train_batches = self.data.train.take(_batches_for(self.data.train, 10000))
+    finalized = {
+        **self.prior.finalize(self.model, train_batches,
+                              normalizer_samples=self.evaluation.normalizer_samples,
+                              seed=self.seed, log_fn=self.print),
+        **self.model.finalize_outputs(self.prior, seed=self.seed, log_fn=self.print)}
+    if finalized:
+      self.checkpoints.save(self.trainer.current_step())
+    return finalized
+
+  def evaluate(self):
+    """Test IWAE NLL, ELBO, KL and active units (`evaluation.metrics.evaluate`)."""
+    k = self.evaluation.num_importance_samples
+    self.print(f"Evaluating test NLL with K={k} importance samples...")
+    results = metrics.evaluate(self.model, self.prior, self.data.test, k, seed=self.seed,
+                               max_examples=self.evaluation.max_examples, log_fn=self.print)
+    for name in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
+      tf.summary.scalar(f"test/{name}", results[name], step=self.trainer.current_step())
+    self.print(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
+               f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
+               f"KL(q(z|x) || p(z|x)) {results['kl_posterior']:.2f}, "
+               f"active units {results['active_units']}")
+    return results
+
+  def export(self):
+    path = export_lib.export(self.model, self.prior,
+                             workdir_lib.path(self.workdir, workdir_lib.EXPORT),
+                             self.data.image_shape)
+    self.print(f"Exported SavedModel to {path}")
+
+
+@gin.configurable(denylist=["workdir"])
+def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3e-4,
+          final_learning_rate=1e-4, decay_step=None, learning_rate_schedule=None,
+          warmup_steps=None, kl_warmup_start=0.0, weight_decay=0.0, log_every=500,
+          checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
+          normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
+          schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
+          validation_max_examples=None, validation_normalizer_samples=10**6,
+          early_stopping_patience=None, distribute=None,
+          deterministic=False, print_fn=print):
+  """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
+
+  The gin bindings of a run (`train.num_steps = ...`); they make a `Runner`'s parts.
+
+  Args:
+    workdir: run directory (`tfp_priors.training.workdir` lists what it holds).
+    model_fn: a `LatentVariableModel` class, called with `train_mean=` (gin:
+      `train.model_fn = @HVAE`).
+    num_steps: total training steps (a resumed run continues up to it).
+    strategy: `strategies.Joint()` (default), `PostHoc(pretrained_workdir=...)`,
+      `Iterative(...)`, `NoiseContrastive(...)` or `Alternating(...)` (gin:
+      `train.strategy = @PostHoc()`).
+    learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
+    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7), times schedule_time_scale.
+    learning_rate_schedule: ((fraction, rate), ...) overriding the three above (Xu B.3).
+    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7), times
+      schedule_time_scale.
+    kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
+    weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
+    log_every, checkpoint_every, image_every: intervals in steps.
+    seed: seed of initialisation and of the training step's stateless random draws (the data
+      order and binarization have `make_datasets.seed`).
+    evaluate: run the test-set evaluation at the end.
+    export: write the SavedModel to workdir/export.
+    normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
+    num_importance_samples: K of the IWAE test NLL.
+    eval_max_examples: evaluate on the first N test examples only (None: all 10,000).
+    schedule_time_scale: factor on the default decay step and warm-up length (LARS C.3 halves
+      both on static MNIST: 0.5).
+    validation_every: validate (IWAE NLL on the validation split) every this many steps and at
+      the last step, keep the best weights in workdir/best_checkpoint/ and evaluate, finalize
+      and export those (early stopping, LARS C.3); None: no validation, the last weights.
+    validation_importance_samples: K of the validation NLL.
+    validation_max_examples: validate on the first N validation examples (None: all).
+    validation_normalizer_samples: S of the fresh log Z estimate before each validation, for
+      priors whose density needs one (LARS, NCP: `Prior.refresh_log_normalizer`), so that the
+      best checkpoint is chosen by the same kind of figure as the test NLL (not by the
+      training EMA of Algorithm 1).
+    early_stopping_patience: stop after this many validations without improvement (None:
+      train for num_steps; the best weights are used either way).
+    distribute: None (one device), 'mirrored' (all local GPUs / logical CPUs), 'multi_worker'
+      (TF_CONFIG) or a `tf.distribute.Strategy`; see `training.distribute`. The global batch
+      `make_datasets.batch_size` is split over the replicas; the loss trajectory is that of
+      one device with the same batch and seed, up to float summation order.
+    deterministic: also make every op deterministic (`tf.config.experimental.
+      enable_op_determinism`, for the rest of the process): two runs with one seed then give
+      bit-identical weights and metrics on a CPU (`trainers.run --seed=N` sets both).
+    print_fn: console output (None: silent).
+
+  Returns:
+    dict of final metrics (also in workdir/metrics.json).
+
+  Raises:
+    NonFiniteLossError: NaN/inf loss; the last checkpoint stays intact.
+    IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
+    PretrainedModelError: a post-hoc run's pretrained workdir has no matching trained model.
+    DatasetNotFoundError: data missing (see tfp_priors.data).
+    ValueError: a bad schedule, strategy or validation setting.
+  """
+  schedule = Schedule(num_steps, learning_rate, final_learning_rate, decay_step,
+                      learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay,
+                      schedule_time_scale)
+  validation = Validation(validation_every, validation_importance_samples,
+                          validation_max_examples, validation_normalizer_samples,
+                          early_stopping_patience)
+  evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
+                          eval_max_examples)
+  return Runner(workdir, model_fn, strategy, schedule, Intervals(log_every, image_every,
+                                                                 checkpoint_every),
+                evaluation, validation, seed, deterministic, distribute, print_fn).run()
+
+
+def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,
+              max_examples, normalizer_samples, seed, print_fn):
+  """Validation NLL of the current weights, with log Z estimated afresh where the prior needs
+  one; saves them to best_manager if they are the best."""
+  prior.refresh_log_normalizer(num_samples=normalizer_samples, seed=[seed, step])
+  nll = metrics.evaluate(model, prior, dataset, num_importance_samples, seed=seed,
+                         max_examples=max_examples)["nll"]
+  improved = early_stopping.update(nll, step)
+  if improved:
+    best_manager.save(checkpoint_number=step)
+  tf.summary.scalar("valid/nll", nll, step=step)
+  print_fn(f"step {step}: validation NLL {nll:.2f} nats (K={num_importance_samples})"
+           + (", new best" if improved else
+              f", best {float(early_stopping.best_nll):.2f} at step {int(early_stopping.best_step)}"))
+
+
+def _batches_for(dataset, num_examples):
+  """Number of batches of `dataset` that hold at least num_examples examples."""
+  batch_size = dataset.element_spec.shape[0] or 1
+  return -(-num_examples // int(batch_size))
+
+
+def _sample_summary(model, prior, image_shape, step, num=64):
+  """Image grid of `num` samples of the model (`LatentVariableModel.sample_images`) and the
+  sampler's statistics (LARS: its acceptance rate)."""
+  try:
+    images, _, stats = model.sample_images(prior, num, seed=[0, step % (2**31 - 1)],
+                                           decode_seed=[1, step % (2**31 - 1)], statistics=True)
+  except tf.errors.InvalidArgumentError as e:  # e.g. untruncated LARS at a tiny Z
+    logging.warning("step %d: no sample grid: %s", step, e.message.splitlines()[0][:400])
+    return
+  for name, value in stats.items():
+    tf.summary.scalar(name, value, step=step)
+  images = tf.reshape(images, [-1] + list(image_shape))
+  tf.summary.image("samples", images_lib.image_grid(images)[tf.newaxis], step=step)
