@@ -16,6 +16,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tfp_priors.training import workdir as workdir_lib
+
 flags.DEFINE_string("root", "runs/compare_priors", "Directory of the runs and the table.")
 flags.DEFINE_list("configs", ["vae_standard", "realnvp_vae", "maf_vae", "lars_vae",
                               "lars_realnvp_vae"], "Gin configs (names in configs/).")
@@ -31,7 +33,7 @@ PAPER_Z = {"lars_vae": 0.015, "lars_realnvp_vae": 0.027}
 
 def run_config(config, workdir):
   """Trains, evaluates and exports one config unless workdir already has its metrics."""
-  metrics_path = os.path.join(workdir, "metrics.json")
+  metrics_path = workdir_lib.path(workdir, workdir_lib.METRICS)
   if os.path.exists(metrics_path):
     with open(metrics_path) as f:
       metrics = json.load(f)

@@ -31,10 +31,11 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from tfp_priors.training import runner as runner_lib
+from tfp_priors.training import workdir as workdir_lib
 from trainers import reproduce_tables
 # trainers.run defines --workdir and --gin_bindings (and --gin_config, unused here); reused.
 from trainers import run as run_lib
-from tfp_priors.training import runner as runner_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("table", None,
@@ -125,7 +126,7 @@ def run_row(row, row_dir, bindings, print_fn=None):
   """
   spec = {"configs": list(row.configs), "bindings": list(bindings)}
   spec_path = os.path.join(row_dir, SPEC_FILE)
-  metrics_path = os.path.join(row_dir, "metrics.json")
+  metrics_path = workdir_lib.path(row_dir, workdir_lib.METRICS)
   if os.path.exists(spec_path):
     with open(spec_path) as f:
       old = json.load(f)
