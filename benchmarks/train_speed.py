@@ -106,13 +106,13 @@ def build(config):
     data = pipelines.make_datasets()
     _DATA[key] = (data.train_mean, next(iter(data.train)))
   train_mean, x = _DATA[key]
-  strategy = distribute.make_strategy(FLAGS.distribute)
+  strategy = distribute.make_distribution(FLAGS.distribute)
   with strategy.scope():
     model = gin.query_parameter("train.model_fn").scoped_configurable_fn(train_mean=train_mean)
     prior = build_prior(model.latent_size, model=model)
     trainer = train_lib.Trainer(model, prior, warmup_steps=10**5, seed=0,
                                 weight_decay=_binding("train.weight_decay", 0.0),
-                                distribute_strategy=strategy)
+                                distribution=strategy)
   prior.initialize(model.forward(x, 1, seed=[0, 0]).z_top[0])
   rate = tf.constant(LEARNING_RATE)
   phase, share = timed_phase(_strategy(), int(_binding("train.num_steps", 20000)))
@@ -168,7 +168,7 @@ def main(argv):
   common.print_table(
       f"Training step time relative to the standard prior of the same model "
       f"({common.device_name()}, replicas: "
-      f"{distribute.make_strategy(FLAGS.distribute).num_replicas_in_sync}; median of "
+      f"{distribute.make_distribution(FLAGS.distribute).num_replicas_in_sync}; median of "
       f"{FLAGS.rounds} interleaved blocks of "
       f"{FLAGS.steps} steps; LARS paper ~1.4x wall clock, 1.25x multiply-adds; target for "
       f"LARS <= 1.10x)",

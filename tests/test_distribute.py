@@ -11,12 +11,13 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY_BINDINGS, checkpoint_variables, train_tiny
+from tfp_priors import objectives
 from tfp_priors.data import pipelines
 from tfp_priors.priors import build_prior
 from tfp_priors.training import distribute as distribute_lib
-from trainers import run
 from tfp_priors.training import strategies
 from tfp_priors.training import trainer as train_lib
+from trainers import run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 12
@@ -34,7 +35,7 @@ def _trajectory(config, strategy, phase=strategies.JOINT, initial=None):
     model = model_fn(train_mean=data.train_mean)
     prior = build_prior(model.latent_size, model=model)
     trainer = train_lib.Trainer(model, prior, warmup_steps=5, seed=3,
-                                distribute_strategy=strategy)
+                                distribution=strategy)
   prior.initialize(model.forward(batches[0], 1, seed=[3, 0]).z_top[0])
   state = model.variables + prior.variables
   if initial is not None:
@@ -56,11 +57,11 @@ def _trajectory(config, strategy, phase=strategies.JOINT, initial=None):
     ("realnvp_vae.gin", strategies.JOINT),
     ("lars_realnvp_vae.gin", strategies.JOINT),
     ("lars_outputs_vae.gin", strategies.JOINT),
-    ("ncp_vae.gin", strategies.Phase("nce", False, True, True, strategies.NOISE_CONTRASTIVE)),
+    ("ncp_vae.gin", strategies.Phase("nce", False, True, True, objectives.NOISE_CONTRASTIVE)),
 ])
 def test_two_replicas_follow_the_single_device_trajectory(config, phase):
   assert len(tf.config.list_logical_devices("CPU")) == 2
-  mirrored = distribute_lib.make_strategy("mirrored")
+  mirrored = distribute_lib.make_distribution("mirrored")
   assert mirrored.num_replicas_in_sync == 2
   single_losses, single_vars, single, initial = _trajectory(
       config, tf.distribute.get_strategy(), phase)
@@ -79,7 +80,7 @@ def test_two_replicas_follow_the_single_device_trajectory(config, phase):
 
 
 def test_every_variable_is_updated_under_two_replicas():
-  mirrored = distribute_lib.make_strategy("mirrored")
+  mirrored = distribute_lib.make_distribution("mirrored")
   gin.clear_config()
   run.parse_config(["lars_hvae.gin"], TINY_BINDINGS)
   data = pipelines.make_datasets()
@@ -89,7 +90,7 @@ def test_every_variable_is_updated_under_two_replicas():
         train_mean=data.train_mean)
     prior = build_prior(model.latent_size, model=model)
     trainer = train_lib.Trainer(model, prior, warmup_steps=0, seed=0,
-                                distribute_strategy=mirrored)
+                                distribution=mirrored)
   before = [v.numpy() for v in trainer.train_variables]
   trainer.train_step(x, tf.constant(1e-3))
   unchanged = [v.name for v, b in zip(trainer.train_variables, before)
@@ -99,7 +100,7 @@ def test_every_variable_is_updated_under_two_replicas():
 
 
 def test_global_batch_must_split_evenly():
-  mirrored = distribute_lib.make_strategy("mirrored")
+  mirrored = distribute_lib.make_distribution("mirrored")
   gin.clear_config()
   run.parse_config(["vae_standard.gin"], TINY_BINDINGS)
   data = pipelines.make_datasets()
@@ -108,7 +109,7 @@ def test_global_batch_must_split_evenly():
     model = gin.query_parameter("train.model_fn").scoped_configurable_fn()
     prior = build_prior(model.latent_size, model=model)
     trainer = train_lib.Trainer(model, prior, warmup_steps=0, seed=0,
-                                distribute_strategy=mirrored)
+                                distribution=mirrored)
   with pytest.raises(ValueError, match="multiple of 2"):
     trainer.train_step(x, tf.constant(1e-3))
 
@@ -125,10 +126,10 @@ def test_mirrored_run_evaluates_and_exports(tmp_path):
 
 def test_bad_distribute_values_name_the_fix(monkeypatch):
   with pytest.raises(ValueError, match="mirrored"):
-    distribute_lib.make_strategy("mirored")
+    distribute_lib.make_distribution("mirored")
   monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(ValueError, match="TF_CONFIG"):
-    distribute_lib.make_strategy("multi_worker")
+    distribute_lib.make_distribution("multi_worker")
 
 
 def _free_ports(n):

@@ -23,8 +23,9 @@ import tensorflow as tf
 NAMES = ("mirrored", "multi_worker")
 
 
-def make_strategy(distribute):
-  """The strategy for a `train.distribute` value.
+def make_distribution(distribute):
+  """The `tf.distribute.Strategy` (the "distribution", so as not to be confused with a
+  training strategy of `training.strategies`) for a `train.distribute` value.
 
   Args:
     distribute: None (default strategy: one device), 'mirrored', 'multi_worker' or a
@@ -35,11 +36,11 @@ def make_strategy(distribute):
   """
   if distribute is None or isinstance(distribute, tf.distribute.Strategy):
     return distribute or tf.distribute.get_strategy()
-  return _cached_strategy(distribute)
+  return _cached_distribution(distribute)
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_strategy(distribute):
+def _cached_distribution(distribute):
   """One strategy object per name and process: two MirroredStrategy objects in one process
   share collective keys, and the second one's all-reduces then mix with the first's."""
   if distribute == "mirrored":
@@ -51,21 +52,21 @@ def _cached_strategy(distribute):
     if "worker" not in config.get("cluster", {}) or "task" not in config:
       raise ValueError("train.distribute = 'multi_worker' needs the environment variable "
                        "TF_CONFIG with 'cluster': {'worker': [host:port, ...]} and 'task': "
-                       "{'type': 'worker', 'index': i}; see trainers/distribute.py.")
+                       "{'type': 'worker', 'index': i}; see tfp_priors/training/distribute.py.")
     return tf.distribute.MultiWorkerMirroredStrategy()
   raise ValueError(f"train.distribute must be None, one of {NAMES} or a tf.distribute."
                    f"Strategy; got {distribute!r}.")
 
 
-def worker_index(strategy):
+def worker_index(distribution):
   """This worker's index in a multi-worker cluster (0: the chief; 0 for one machine)."""
-  resolver = getattr(strategy, "cluster_resolver", None)
+  resolver = getattr(distribution, "cluster_resolver", None)
   if resolver is None or not resolver.cluster_spec().as_dict():
     return 0
   return int(resolver.task_id)
 
 
-def worker_workdir(workdir, strategy):
+def worker_workdir(workdir, distribution):
   """workdir for the chief, workdir/worker_i for worker i > 0 (their files must not clash)."""
-  index = worker_index(strategy)
+  index = worker_index(distribution)
   return workdir if index == 0 else os.path.join(workdir, f"worker_{index}")

@@ -128,9 +128,9 @@ class Runner:
     self.learning_rate_fn = schedule.learning_rate_fn()
     self.early_stopping = (early_stopping_lib.EarlyStopping(validation.patience)
                            if validation.every else None)
-    self.devices = distribute_lib.make_strategy(distribute)
-    self.chief = distribute_lib.worker_index(self.devices) == 0
-    self.workdir = distribute_lib.worker_workdir(workdir, self.devices)
+    self.distribution = distribute_lib.make_distribution(distribute)
+    self.chief = distribute_lib.worker_index(self.distribution) == 0
+    self.workdir = distribute_lib.worker_workdir(workdir, self.distribution)
     self.print = print_fn or (lambda _: None)
 
   def run(self):
@@ -164,13 +164,13 @@ class Runner:
     os.makedirs(self.workdir, exist_ok=True)
     checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
     self.data = pipelines.make_datasets(start_step=checkpointing.saved_step(checkpoint_dir))
-    with self.devices.scope():
+    with self.distribution.scope():
       self.model = self.model_fn(train_mean=self.data.train_mean)
       self.prior = build_prior(self.model.latent_size, model=self.model)
       self.trainer = trainer_lib.Trainer(
           self.model, self.prior, self.schedule.kl_warmup_steps(), self.seed,
           self.schedule.kl_warmup_start, self.schedule.weight_decay, self.early_stopping,
-          self.devices)
+          self.distribution)
     self.checkpoints = checkpointing.Checkpoints(self.trainer.checkpoint, self.workdir,
                                                  keep_best=bool(self.early_stopping))
     self.iterator = iter(self.data.train)
@@ -261,7 +261,7 @@ class Runner:
             "train_steps_per_second": self.steps_per_second,
             "prior": self.prior.registry_name, "model": type(self.model).__name__,
             "strategy": self.strategy.name,
-            "num_replicas": int(self.devices.num_replicas_in_sync)}
+            "num_replicas": int(self.distribution.num_replicas_in_sync)}
 
   def use_best_weights(self, num_steps_done):
     """With validation: restores the best validation checkpoint for finalize, evaluation and

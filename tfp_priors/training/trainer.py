@@ -66,10 +66,10 @@ class Trainer(tf.Module):
   """
 
   def __init__(self, model, prior, warmup_steps, seed, kl_warmup_start=0.0, weight_decay=0.0,
-               early_stopping=None, distribute_strategy=None):
+               early_stopping=None, distribution=None):
     super().__init__(name="trainer")
     self.model, self.prior = model, prior
-    self._distribute = distribute_strategy or tf.distribute.get_strategy()
+    self._distribution = distribution or tf.distribute.get_strategy()
     self.base_prior = StandardNormalPrior(model.latent_size)
     # The rate is assigned every step from the strategy's schedule.
     self.optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
@@ -120,10 +120,10 @@ class Trainer(tf.Module):
                                  self.warmup_steps, self.kl_warmup_start)
             if phase.train_model else tf.constant(1.0))
     present = []  # indices of the variables that get a gradient (filled at trace time)
-    grads, out = self._distribute.run(
+    grads, out = self._distribution.run(
         lambda x, seed, beta: self._replica_gradients(x, seed, beta, phase, variables, present),
         args=(x, seed, beta))
-    out = {k: self._distribute.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+    out = {k: self._distribution.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
            for k, v in out.items()}
     finite = tf.equal(out.pop("finite_fraction"), 1.0)
 
