@@ -61,7 +61,7 @@ def _model_for(cls):
 def _build(cls, model, seed=0):
   tf_keras.utils.set_random_seed(seed)
   kwargs = dict(PRIOR_ARGS.get(cls.__name__, {}))
-  if cls.requires_model or cls.__name__ == "HierarchicalNCPPrior":
+  if cls.requires_model:
     kwargs["model"] = model
   return cls(latent_size=LATENT, **kwargs)
 

@@ -12,6 +12,7 @@ import gin
 import tensorflow as tf
 
 from tfp_priors import replicas
+from tfp_priors import seeds
 from tfp_priors.models import base
 from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import MLP
@@ -50,6 +51,8 @@ class HVAE(latent_variable_model.LatentVariableModel):
   `ConvHVAE`) override; forward, decode and the hierarchical-NCP pieces are shared.
   """
 
+  has_lower_latent_group = True
+
   def __init__(self, input_size=784, latent_size=50, hidden_size=300, train_mean=None,
                name="hvae"):
     super().__init__(name=name)
@@ -72,7 +75,7 @@ class HVAE(latent_variable_model.LatentVariableModel):
   def forward(self, x, num_samples=1, seed=None):
     """x [B, 784] -> `base.Forward` with [K, B] fields; z_top = z2."""
     base.check_input(x, self.input_size)
-    seed2, seed1 = base.split_seed(seed)
+    seed2, seed1 = seeds.split_seed(seed)
     q2 = base.diagonal_normal(self.q_z2(x))
     z2 = replicas.sample_diagonal_normal(q2, seed2, num_samples)
     q1 = base.diagonal_normal(self.q_z1(x, z2))

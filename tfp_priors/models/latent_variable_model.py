@@ -30,6 +30,9 @@ class LatentVariableModel(tf.Module):
 
   input_size = None   # D
   latent_size = None  # d of z_top
+  # Declared capability: a lower latent group z1 below z_top, with `posterior_lower`,
+  # `conditional_prior`, `prior_context` and `likelihood_mean` (the HVAE; hierarchical NCP).
+  has_lower_latent_group = False
 
   def forward(self, x, num_samples=1, seed=None):
     """K samples of q(z | x) and their log densities.

@@ -45,20 +45,19 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
   def __init__(self, latent_size, model, hidden_sizes=(100, 100), activation="tanh",
                num_proposals=5000, lower_num_proposals=500, name="hierarchical_ncp_prior"):
     """Args:
-      latent_size: d of z2. model: the HVAE (needs `posterior_lower`, `conditional_prior`,
-        `prior_context`, `likelihood_mean`).
+      latent_size: d of z2. model: the HVAE (`has_lower_latent_group`: `posterior_lower`,
+        `conditional_prior`, `prior_context`, `likelihood_mean`).
       hidden_sizes, activation: both classifiers' hidden layers.
       num_proposals: M of SIR for z2; lower_num_proposals: M for z1 given each z2 (memory is
         O(N M d) for N samples).
 
     Raises:
-      ValueError: a model without the lower group's pieces (not an HVAE), M < 1.
+      ValueError: a model without a lower latent group (`has_lower_latent_group`: not an
+        HVAE), M < 1.
     """
-    missing = [m for m in ("posterior_lower", "conditional_prior", "prior_context",
-                           "likelihood_mean") if not hasattr(model, m)]
-    if missing:
+    if not model.has_lower_latent_group:
       raise ValueError(f"hierarchical NCP needs a hierarchical model (train.model_fn = @HVAE); "
-                       f"{type(model).__name__} lacks {missing}. Use 'ncp' for one latent group.")
+                       f"{type(model).__name__} has one latent group. Use 'ncp' for it.")
     if int(lower_num_proposals) < 1:
       raise ValueError(f"SIR needs at least one proposal; got lower_num_proposals="
                        f"{lower_num_proposals}.")
