@@ -39,8 +39,20 @@ from tfp_priors.training import workdir as workdir_lib
 class Schedule:
   """The training budget and the schedules of learning rate, KL warm-up and weight decay.
 
-  Attributes: see `train` (`time_scale` is its `schedule_time_scale`).
-  Raises ValueError: num_steps < 0 or time_scale <= 0.
+  Attributes:
+    num_steps: total training steps (a resumed run continues up to it).
+    learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
+    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7), times time_scale.
+    learning_rate_schedule: ((fraction, rate), ...) overriding the three above (Xu B.3).
+    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7), times
+      time_scale.
+    kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
+    weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
+    time_scale: factor on the default decay step and warm-up length (LARS C.3 halves both on
+      static MNIST: 0.5); `train.schedule_time_scale`.
+
+  Raises:
+    ValueError: num_steps < 0 or time_scale <= 0.
   """
   num_steps: int = 30000
   learning_rate: float = 3e-4
@@ -75,7 +87,8 @@ class Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class Intervals:
-  """How often (in steps) the run logs scalars, writes a sample grid and saves a checkpoint."""
+  """How often (in steps) the run logs scalars (TensorBoard and one console line), writes a
+  grid of 64 samples to TensorBoard and saves a checkpoint."""
   log_every: int = 500
   image_every: int = 5000
   checkpoint_every: int = 5000
@@ -83,7 +96,16 @@ class Intervals:
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-  """The final test evaluation and export; see `train`."""
+  """The final test evaluation and export.
+
+  Attributes:
+    evaluate: run the test-set evaluation at the end.
+    export: write the SavedModel to workdir/export.
+    normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
+    num_importance_samples: K of the IWAE test NLL.
+    max_examples: evaluate on the first N test examples only (None: all 10,000);
+      `train.eval_max_examples`.
+  """
   evaluate: bool = True
   export: bool = True
   normalizer_samples: Optional[int] = None
@@ -93,9 +115,24 @@ class Evaluation:
 
 @dataclasses.dataclass(frozen=True)
 class Validation:
-  """Validation NLL every `every` steps and early stopping; see `train`.
+  """Validation NLL and early stopping (LARS C.3); `train.validation_<attribute>`, and
+  `train.early_stopping_patience` for `patience`.
 
-  Raises ValueError: every < 1, or a patience without `every`.
+  Attributes:
+    every: validate (IWAE NLL on the validation split) every this many steps and at the last
+      step, keep the best weights in workdir/best_checkpoint/ and evaluate, finalize and
+      export those; None: no validation, the last weights.
+    importance_samples: K of the validation NLL.
+    max_examples: validate on the first N validation examples (None: all).
+    normalizer_samples: S of the fresh log Z estimate before each validation, for priors whose
+      density needs one (LARS, NCP: `Prior.refresh_log_normalizer`), so that the best
+      checkpoint is chosen by the same kind of figure as the test NLL (not by the training
+      EMA of Algorithm 1).
+    patience: stop after this many validations without improvement (None: train for
+      num_steps; the best weights are used either way).
+
+  Raises:
+    ValueError: every < 1, or a patience without `every`.
   """
   every: Optional[int] = None
   importance_samples: int = 100
@@ -321,51 +358,26 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
           deterministic=False, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
-  The gin bindings of a run (`train.num_steps = ...`); they make a `Runner`'s parts.
+  The gin surface of a run (`train.num_steps = 1000`). The bindings form a `Runner`'s parts:
+  `Schedule` (num_steps, learning_rate, final_learning_rate, decay_step,
+  learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay, schedule_time_scale),
+  `Intervals` (log_every, image_every, checkpoint_every), `Evaluation` (evaluate, export,
+  normalizer_samples, num_importance_samples, eval_max_examples) and `Validation`
+  (validation_*, early_stopping_patience); their docstrings say what each does.
 
   Args:
     workdir: run directory (`tfp_priors.training.workdir` lists what it holds).
-    model_fn: a `LatentVariableModel` class, called with `train_mean=` (gin:
-      `train.model_fn = @HVAE`).
-    num_steps: total training steps (a resumed run continues up to it).
-    strategy: `strategies.Joint()` (default), `PostHoc(pretrained_workdir=...)`,
-      `Iterative(...)`, `NoiseContrastive(...)` or `Alternating(...)` (gin:
-      `train.strategy = @PostHoc()`).
-    learning_rate, final_learning_rate: Adam rates before / after `decay_step`.
-    decay_step: default num_steps // 10 (the paper: 10^6 of 10^7), times schedule_time_scale.
-    learning_rate_schedule: ((fraction, rate), ...) overriding the three above (Xu B.3).
-    warmup_steps: KL warm-up length, default num_steps // 100 (the paper: 10^5 of 10^7), times
-      schedule_time_scale.
-    kl_warmup_start: beta at step 0 (LARS: 0; Xu et al.: 0.01).
-    weight_decay: L2 factor on kernels of non-linear hidden layers (Xu et al.: 1e-4).
-    log_every, checkpoint_every, image_every: intervals in steps.
+    model_fn: a `LatentVariableModel` class called with `train_mean=` (`@HVAE`).
+    strategy: `strategies.Joint()` (default), `PostHoc`, `Iterative`, `NoiseContrastive` or
+      `Alternating` (gin: `train.strategy = @PostHoc()`).
     seed: seed of initialisation and of the training step's stateless random draws (the data
       order and binarization have `make_datasets.seed`).
-    evaluate: run the test-set evaluation at the end.
-    export: write the SavedModel to workdir/export.
-    normalizer_samples: S for the evaluation estimate of Z (None: 10^10 on GPU, 10^7 on CPU).
-    num_importance_samples: K of the IWAE test NLL.
-    eval_max_examples: evaluate on the first N test examples only (None: all 10,000).
-    schedule_time_scale: factor on the default decay step and warm-up length (LARS C.3 halves
-      both on static MNIST: 0.5).
-    validation_every: validate (IWAE NLL on the validation split) every this many steps and at
-      the last step, keep the best weights in workdir/best_checkpoint/ and evaluate, finalize
-      and export those (early stopping, LARS C.3); None: no validation, the last weights.
-    validation_importance_samples: K of the validation NLL.
-    validation_max_examples: validate on the first N validation examples (None: all).
-    validation_normalizer_samples: S of the fresh log Z estimate before each validation, for
-      priors whose density needs one (LARS, NCP: `Prior.refresh_log_normalizer`), so that the
-      best checkpoint is chosen by the same kind of figure as the test NLL (not by the
-      training EMA of Algorithm 1).
-    early_stopping_patience: stop after this many validations without improvement (None:
-      train for num_steps; the best weights are used either way).
-    distribute: None (one device), 'mirrored' (all local GPUs / logical CPUs), 'multi_worker'
-      (TF_CONFIG) or a `tf.distribute.Strategy`; see `training.distribute`. The global batch
-      `make_datasets.batch_size` is split over the replicas; the loss trajectory is that of
-      one device with the same batch and seed, up to float summation order.
     deterministic: also make every op deterministic (`tf.config.experimental.
-      enable_op_determinism`, for the rest of the process): two runs with one seed then give
-      bit-identical weights and metrics on a CPU (`trainers.run --seed=N` sets both).
+      enable_op_determinism`): two CPU runs with one seed give bit-identical weights and
+      metrics (`trainers.run --seed=N` sets both).
+    distribute: None (one device), 'mirrored', 'multi_worker' (TF_CONFIG) or a
+      `tf.distribute.Strategy` (`training.distribute`); the global batch is split over the
+      replicas.
     print_fn: console output (None: silent).
 
   Returns:
@@ -386,9 +398,9 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                           early_stopping_patience)
   evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
                           eval_max_examples)
-  return Runner(workdir, model_fn, strategy, schedule, Intervals(log_every, image_every,
-                                                                 checkpoint_every),
-                evaluation, validation, seed, deterministic, distribute, print_fn).run()
+  intervals = Intervals(log_every, image_every, checkpoint_every)
+  return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
+                deterministic, distribute, print_fn).run()
 
 
 def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,
@@ -403,8 +415,8 @@ def _validate(model, prior, dataset, early_stopping, best_manager, step, num_imp
     best_manager.save(checkpoint_number=step)
   tf.summary.scalar("valid/nll", nll, step=step)
   print_fn(f"step {step}: validation NLL {nll:.2f} nats (K={num_importance_samples})"
-           + (", new best" if improved else
-              f", best {float(early_stopping.best_nll):.2f} at step {int(early_stopping.best_step)}"))
+           + (", new best" if improved else f", best {float(early_stopping.best_nll):.2f} at "
+              f"step {int(early_stopping.best_step)}"))
 
 
 def _batches_for(dataset, num_examples):
