@@ -1,7 +1,17 @@
-"""Shared fixtures: tiny models on the real MNIST slice in tests/data, gin isolation."""
+"""Shared fixtures: tiny models on the real MNIST slice in tests/data, gin isolation, and the
+project's data directory ($TFP_PRIORS_DATA_DIR)."""
 import os
+import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The project's data that no registry carries (static MNIST, Frey Faces, Omniglot, full MNIST;
+# see the README.md there) lies in ../shared/data next to the repository. The loaders find it
+# through $TFP_PRIORS_DATA_DIR (tfp_priors.data.files.ENV_DATA_DIR), pointed there unless set.
+ENV_DATA_DIR = "TFP_PRIORS_DATA_DIR"
+if not os.environ.get(ENV_DATA_DIR):
+  os.environ[ENV_DATA_DIR] = str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data")
+DATA_DIR = pathlib.Path(os.environ[ENV_DATA_DIR])
 
 import gin  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
@@ -60,6 +70,14 @@ def clean_gin():
   gin.clear_config()
   yield
   gin.clear_config()
+
+
+@pytest.fixture
+def data_dir_env(monkeypatch):
+  """Points $TFP_PRIORS_DATA_DIR at DATA_DIR for one test (the data tests clear it by default,
+  so that no real data leaks into them); returns DATA_DIR."""
+  monkeypatch.setenv(ENV_DATA_DIR, str(DATA_DIR))
+  return DATA_DIR
 
 
 def grid_chi_square(samples, cell_mass, edges, coarse):

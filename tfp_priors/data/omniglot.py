@@ -4,8 +4,9 @@ NOT the Omniglot of the papers. The LARS paper (appendix C.1), like Burda et al.
 Tomczak & Welling (2018), uses Burda's 28 x 28 `chardata.mat`: 24,345 training (1,345 of them
 held out for validation) and 8,070 test images of all 50 alphabets. That file is not
 available to this project. What is used instead, by default, is the SMALL official subset of
-Lake's repository brendenlake/omniglot (MIT), folder python/, copies in
-`<repo>/../shared/data/omniglot/` (see the README there):
+Lake's repository brendenlake/omniglot (MIT), folder python/, three zips to put in an
+`omniglot/` folder of the data directory, e.g. `$TFP_PRIORS_DATA_DIR/omniglot/` (search order:
+`candidate_dirs`):
 
   * `images_background_small1.zip` (2,720 images, 5 alphabets) and
     `images_background_small2.zip` (3,120 images, 5 alphabets). The two share their Greek and
@@ -22,11 +23,11 @@ Local split (fixed, `SPLIT_SEED` = 0):
     unseen in training, unlike Burda's split (same characters in train and test), so expect a
     higher test than valid NLL. Numbers are NOT comparable one to one with the papers'.
 
-With tensorflow_datasets' `omniglot` builder (used only when online, or when its converted
-arrays are cached): its 'train' split (images_background, 19,280 images, 30 alphabets) gives
-train 17,935 / valid 1,345 (Tomczak's validation count; fixed seed-0 permutation of tfds'
-order), its 'test' split (images_evaluation, 13,180 images, 20 other alphabets) is test. Still
-not Burda's split, for the same reason.
+With tensorflow_datasets' `omniglot` builder (used only when online, see `tfds_source`, or
+when its converted arrays are cached): its 'train' split (images_background, 19,280 images,
+30 alphabets) gives train 17,935 / valid 1,345 (Tomczak's validation count; fixed seed-0
+permutation of tfds' order), its 'test' split (images_evaluation, 13,180 images, 20 other
+alphabets) is test. Still not Burda's split, for the same reason.
 
 Preprocessing (both sources): the 105 x 105 binary PNGs (black strokes on white) are
 inverted so that strokes are 1 and background 0 (as in MNIST and Burda's data), then resized
@@ -36,9 +37,7 @@ cached as `<data dir>/omniglot/omniglot_{small,tfds}_28x28.npz` (data dir: `data
 $TFP_PRIORS_DATA_DIR, else ~/.cache/tfp_priors), so later loads take well under a second.
 """
 
-import hashlib
 import io
-import pathlib
 import zipfile
 
 import gin
@@ -46,22 +45,23 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfp_priors.data import locations
-from tfp_priors.data.mnist import DEFAULT_DATA_DIR
-from tfp_priors.data.mnist import DatasetNotFoundError
-from tfp_priors.data.mnist import ENV_DATA_DIR
-from tfp_priors.data.mnist import _atomic_write  # pylint: disable=protected-access
-from tfp_priors.data.mnist import _online  # pylint: disable=protected-access
-from tfp_priors.data.mnist import resolve_data_dir
+from tfp_priors.data import files
+from tfp_priors.data import tfds_source
+from tfp_priors.data.files import DEFAULT_DATA_DIR
+from tfp_priors.data.files import DatasetNotFoundError
+from tfp_priors.data.files import ENV_DATA_DIR
+from tfp_priors.data.files import atomic_write
+from tfp_priors.data.files import resolve_data_dir
+from tfp_priors.data.files import sha256_of
 
 SUBDIR = 'omniglot'
-# <repo>/../shared/data/omniglot, the project's shared data folder.
-SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
+SOURCE = ('the small official subset of the public GitHub repository brendenlake/omniglot '
+          '(MIT), folder python/; tfds omniglot when online')
 BACKGROUND_ZIPS = ('images_background_small1.zip', 'images_background_small2.zip')
 TEST_ZIP = 'all_runs.zip'
 ZIP_FILES = BACKGROUND_ZIPS + (TEST_ZIP,)
-# sha256 of the shared copies (<repo>/../shared/data/README.md); other files are used with a
-# warning.
+# sha256 of the zips of brendenlake/omniglot's python/ folder the split was made with; other
+# files are used with a warning.
 ZIP_SHA256 = {
     'images_background_small1.zip':
         'f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4',
@@ -86,17 +86,13 @@ SPLITS = ('train', 'valid', 'test')
 
 def candidate_dirs(data_dir=None):
   """Directories searched for the zips, in order: `data_dir`(/omniglot),
-  $TFP_PRIORS_DATA_DIR(/omniglot), ~/.cache/tfp_priors/omniglot, then
-  `<repo>/../shared/data/omniglot`."""
-  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
+  $TFP_PRIORS_DATA_DIR(/omniglot), then ~/.cache/tfp_priors/omniglot."""
+  return files.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR)
 
 
 def find_zips(data_dir=None):
   """Returns the first searched directory holding all three zips, or None."""
-  for d in candidate_dirs(data_dir):
-    if all((d / name).is_file() for name in ZIP_FILES):
-      return d
-  return None
+  return files.first_dir_holding(candidate_dirs(data_dir), ZIP_FILES)
 
 
 def cache_path(data_dir=None, source='small'):
@@ -153,10 +149,6 @@ def _read_pngs(path, strip_top_folder):
             for name in archive.namelist() if name.endswith('.png')}
 
 
-def _sha256(path):
-  return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
 def _load_zips(directory):
   """Decodes the three zips of `directory` into the documented local split."""
   background = {}
@@ -198,17 +190,17 @@ def _write_cache(path, key, data):
   buffer = io.BytesIO()
   np.savez_compressed(buffer, key=np.array(key), **data)
   try:
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     logging.info('Omniglot: cached the 28 x 28 arrays in %s', path)
   except OSError as e:
     logging.warning('Omniglot: cannot write cache %s (%s).', path, e)
 
 
 def _load_local(directory, data_dir):
-  digests = {name: _sha256(directory / name) for name in ZIP_FILES}
+  digests = {name: sha256_of(directory / name) for name in ZIP_FILES}
   for name, digest in digests.items():
     if digest != ZIP_SHA256[name]:
-      logging.warning('Omniglot: %s has sha256 %s, not that of the shared copy (%s).',
+      logging.warning('Omniglot: %s has sha256 %s, not the pinned %s.',
                       directory / name, digest, ZIP_SHA256[name])
   key = f'v{CACHE_VERSION} small seed{SPLIT_SEED} ' + ' '.join(
       digests[name] for name in ZIP_FILES)
@@ -234,20 +226,10 @@ def _load_tfds(data_dir):
   if data is not None:
     logging.info('Omniglot: loaded cached tfds arrays %s', path)
     return data
-  if not _online():
-    logging.info('Omniglot: offline, skipping tfds.')
+  images = tfds_source.load_images(TFDS_NAME, preprocess)
+  if images is None:
     return None
-  try:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    splits = tfds.load(TFDS_NAME, split=['train', 'test'], download=True)
-    train, test = (
-        np.concatenate([preprocess(batch['image'])
-                        for batch in split.batch(1024).as_numpy_iterator()])
-        for split in splits)
-  except Exception as e:  # pylint: disable=broad-except
-    logging.info('Omniglot: tfds failed: %s',
-                 str(e).splitlines()[0] if str(e) else type(e).__name__)
-    return None
+  train, test = images
   order = np.random.RandomState(SPLIT_SEED).permutation(len(train))
   train = train[order]
   num_train = len(train) - NUM_VALID['tfds']
@@ -263,10 +245,9 @@ def missing_message(data_dir=None):
   return (
       f'Omniglot not found. Searched: {", ".join(map(str, dirs))} for '
       f'{", ".join(ZIP_FILES)} (the small official subset of brendenlake/omniglot, folder '
-      f'python/, MIT; 105 x 105 PNGs). The project keeps copies in <repo>/../shared/data/'
-      f'{SUBDIR} ({SHARED_DIR}, see the README there): copy the three zips to '
-      f'<data_dir>/{SUBDIR}/ and point the `data_dir` argument (gin: make_datasets.data_dir) '
-      f'or ${ENV_DATA_DIR} at <data_dir>, or to {DEFAULT_DATA_DIR / SUBDIR}. Alternatively '
+      f'python/, MIT; 105 x 105 PNGs): put the three zips in <data_dir>/{SUBDIR}/ and point '
+      f'the `data_dir` argument (gin: make_datasets.data_dir) or ${ENV_DATA_DIR} at '
+      f'<data_dir>, or copy them to {DEFAULT_DATA_DIR / SUBDIR}. Alternatively '
       f"the tensorflow_datasets builder '{TFDS_NAME}' is used when storage.googleapis.com is "
       'reachable and allow_download=True.')
 
@@ -278,7 +259,7 @@ def load_omniglot(data_dir=None, allow_download=True, source='auto'):
   Sources for `source='auto'`: arrays converted from tfds 'omniglot' if cached, or if
   `allow_download` and storage.googleapis.com is reachable; otherwise the local zips
   (`candidate_dirs`: `<data_dir>/omniglot`, `$TFP_PRIORS_DATA_DIR/omniglot`,
-  `~/.cache/tfp_priors/omniglot`, `<repo>/../shared/data/omniglot`). The result is logged.
+  `~/.cache/tfp_priors/omniglot`). The result is logged.
 
   Args:
     data_dir: data directory (searched for the zips, and where the npz cache goes).
@@ -291,8 +272,8 @@ def load_omniglot(data_dir=None, allow_download=True, source='auto'):
     near 1; sizes 4,000 / 840 / 800 (local zips) or 17,935 / 1,345 / 13,180 (tfds).
 
   Raises:
-    DatasetNotFoundError: no source is available; the message names
-      <repo>/../shared/data/omniglot and the tfds builder.
+    DatasetNotFoundError: no source is available; the message names the zips, where to put
+      them and the tfds builder.
     ValueError: unknown `source`, or a PNG is not a 105 x 105 image.
   """
   if source not in ('auto', 'small', 'tfds'):

@@ -10,6 +10,7 @@ randomness: the training stream shuffles). The optimal log-likelihood is -ln 4 ~
 
 import numpy as np
 
+SOURCE = 'generated: the four 4-dim one-hot vectors of Mescheder et al. (2017)'
 SPLIT_SIZES = {'train': 1000, 'valid': 100, 'test': 1000}
 NUM_CATEGORIES = 4
 IMAGE_SHAPE = (1, NUM_CATEGORIES, 1)

@@ -1,24 +1,14 @@
-"""tf.data input pipelines: binary MNIST variants, Fashion-MNIST, Omniglot, OneHot, Frey Faces.
+"""tf.data input pipelines of the registered data sets (`registry`: MNIST variants,
+Fashion-MNIST, Omniglot, OneHot, Frey Faces).
 
-Six data sets (`DATASET_NAMES`):
-  * 'dynamic_mnist': LeCun MNIST, 50k/10k/10k (see `mnist.load_mnist`).
-  * 'fashion_mnist': Zalando's Fashion-MNIST, 50k/10k/10k (see
-    `fashion_mnist.load_fashion_mnist`).
-  * 'omniglot': Omniglot resized to 28 x 28; by default the small official subset,
-    4,000 / 840 / 800, NOT Burda's 24,345 / 8,070 split (see `omniglot.load_omniglot`).
-    These three are binarized dynamically, by one code path: training images
-    are re-binarized every epoch (each pixel an independent Bernoulli draw
-    with the grey value in [0, 1] as probability, fresh bits every epoch,
-    deterministic given `seed`: stateless random ops keyed on
-    (seed, epoch, batch index)); valid and test are binarized once with fixed
-    numpy seeds, independent of `seed`, so every run evaluates on the same
-    bits. Image shape (28, 28, 1).
-  * 'static_mnist': Larochelle's fixed binarization, 50k/10k/10k, as given.
-  * 'onehot': the four 4-dim one-hot vectors of Mescheder et al. (2017), 1,000 / 100 / 1,000
-    (Takahashi et al. 2019, Table 1); see `onehot.load_onehot`. Binary, image shape (1, 4, 1).
-  * 'frey_faces': Frey Faces, 1,565 / 200 / 200 with a fixed-seed split (Takahashi et al.
-    2019, Table 1), continuous grey values / 255 in [0, 1], never binarized; image shape
-    (28, 20, 1); see `frey_faces.load_frey_faces`.
+`make_datasets` looks the data set up in the registry and binarizes it as its
+`DatasetSpec.binarization` says. Dynamic binarization ('dynamic_mnist', 'fashion_mnist',
+'omniglot') is one code path: training images are re-binarized every epoch (each pixel an
+independent Bernoulli draw with the grey value in [0, 1] as probability, fresh bits every
+epoch, deterministic given `seed`: stateless random ops keyed on (seed, epoch, batch index));
+valid and test are binarized once with fixed numpy seeds, independent of `seed`, so every run
+evaluates on the same bits. The other data sets ('static_mnist', 'onehot', 'frey_faces') are
+used as given, only shuffled.
 
 All examples are flat float32 vectors of `Datasets.event_size` values (784 for the 28 x 28
 sets; reshape to `Datasets.image_shape`, (28, 28, 1) for them, for images).
@@ -30,34 +20,12 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfp_priors.data import fashion_mnist
-from tfp_priors.data import frey_faces
-from tfp_priors.data import omniglot
-from tfp_priors.data import onehot
-from tfp_priors.data.mnist import load_mnist
-from tfp_priors.data.static_mnist import load_static_mnist
+from tfp_priors.data import registry
 
-DATASET_NAMES = ('dynamic_mnist', 'static_mnist', 'onehot', 'frey_faces', 'fashion_mnist',
-                 'omniglot')
-IMAGE_SHAPE = (28, 28, 1)
+# The data sets registered when this module is imported (the built-in ones of `registry`).
+DATASET_NAMES = registry.names()
+IMAGE_SHAPE = registry.MNIST_IMAGE_SHAPE
 EVENT_SIZE = 784
-# (image_shape, event_size) of each data set.
-_SHAPES = {
-    'dynamic_mnist': (IMAGE_SHAPE, EVENT_SIZE),
-    'static_mnist': (IMAGE_SHAPE, EVENT_SIZE),
-    'onehot': (onehot.IMAGE_SHAPE, onehot.EVENT_SIZE),
-    'frey_faces': (frey_faces.IMAGE_SHAPE, frey_faces.EVENT_SIZE),
-    'fashion_mnist': (IMAGE_SHAPE, EVENT_SIZE),
-    'omniglot': (omniglot.IMAGE_SHAPE, omniglot.EVENT_SIZE),
-}
-# Grey-level data sets that are binarized dynamically: name -> loader(data_dir, allow_download)
-# returning {'train', 'valid', 'test'} float32 (N, 784) arrays in [0, 1]. (Lambdas, so the
-# loaders are looked up when called.)
-_DYNAMIC_LOADERS = {
-    'dynamic_mnist': lambda d, a: load_mnist(d, allow_download=a),
-    'fashion_mnist': lambda d, a: fashion_mnist.load_fashion_mnist(d, allow_download=a),
-    'omniglot': lambda d, a: omniglot.load_omniglot(d, allow_download=a),
-}
 # Fixed seeds for the one-off binarization of the dynamic data sets' eval splits.
 VALID_BINARIZATION_SEED = 1
 TEST_BINARIZATION_SEED = 0
@@ -147,21 +115,28 @@ def _eval(images, batch_size):
       tf.data.AUTOTUNE)
 
 
+def _eval_splits(data, binarization):
+  """The valid and test arrays: binarized once with fixed seeds for 'dynamic', else as given."""
+  if binarization != 'dynamic':
+    return data['valid'], data['test']
+  return (binarize_numpy(data['valid'], VALID_BINARIZATION_SEED),
+          binarize_numpy(data['test'], TEST_BINARIZATION_SEED))
+
+
 @gin.configurable
 def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
                   allow_download=True, eval_batch_size=None, start_step=0):
-  """Builds train/valid/test tf.data pipelines for one data set.
+  """Builds train/valid/test tf.data pipelines for one registered data set.
 
   Args:
-    name: one of DATASET_NAMES ('dynamic_mnist', 'static_mnist', 'onehot',
-      'frey_faces', 'fashion_mnist', 'omniglot').
+    name: a registered name, one of DATASET_NAMES ('dynamic_mnist', 'static_mnist',
+      'onehot', 'frey_faces', 'fashion_mnist', 'omniglot'); see `registry`.
     batch_size: training batch size.
     data_dir: data directory passed to the loader (see `load_mnist`,
       `load_static_mnist`, `frey_faces.load_frey_faces`,
       `fashion_mnist.load_fashion_mnist`, `omniglot.load_omniglot`; onehot
-      needs none); None = $TFP_PRIORS_DATA_DIR or ~/.cache/tfp_priors (static
-      MNIST, Frey Faces and Omniglot then also look in <repo>/../shared/data,
-      Fashion-MNIST in /usr/share/datasets/fashion-mnist).
+      needs none); None = the loaders' default search: $TFP_PRIORS_DATA_DIR, then
+      ~/.cache/tfp_priors (Fashion-MNIST also /usr/share/datasets/fashion-mnist).
     seed: int seed of training shuffling and dynamic binarization; the same
       seed gives the same stream of batches.
     allow_download: whether the MNIST, Fashion-MNIST and Omniglot loaders may
@@ -173,31 +148,15 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
     A `Datasets` tuple.
 
   Raises:
-    ValueError: unknown `name`.
+    ValueError: unknown `name`; the message lists the registered names.
     DatasetNotFoundError: the data is not available.
   """
-  if name not in DATASET_NAMES:
-    raise ValueError(f'Unknown data set {name!r}; valid names: '
-                     f'{", ".join(DATASET_NAMES)} (gin: make_datasets.name).')
+  spec = registry.get_spec(name)
   eval_batch_size = eval_batch_size or batch_size
-  if name in _DYNAMIC_LOADERS:
-    data = _DYNAMIC_LOADERS[name](data_dir, allow_download)
-    train = _train_stream(data['train'], batch_size, seed, start_step)
-    valid = binarize_numpy(data['valid'], VALID_BINARIZATION_SEED)
-    test = binarize_numpy(data['test'], TEST_BINARIZATION_SEED)
-  else:
-    # Fixed data (no dynamic binarization): static MNIST bits, one-hot vectors, or Frey
-    # Faces' continuous grey values.
-    if name == 'static_mnist':
-      data = load_static_mnist(data_dir)
-    elif name == 'onehot':
-      data = onehot.load_onehot()
-    else:
-      data = frey_faces.load_frey_faces(data_dir)
-    train = _train_stream(data['train'], batch_size, seed, start_step,
-                          binarize=False)
-    valid, test = data['valid'], data['test']
-  image_shape, event_size = _SHAPES[name]
+  data = spec.loader(data_dir, allow_download)
+  train = _train_stream(data['train'], batch_size, seed, start_step,
+                        binarize=spec.binarization == 'dynamic')
+  valid, test = _eval_splits(data, spec.binarization)
   return Datasets(
       train=train.prefetch(tf.data.AUTOTUNE),
       valid=_eval(valid, eval_batch_size),
@@ -207,5 +166,5 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
       num_test=len(test),
       train_mean=data['train'].mean(axis=0).astype(np.float32),
       name=name,
-      image_shape=image_shape,
-      event_size=event_size)
+      image_shape=spec.image_shape,
+      event_size=spec.event_size)

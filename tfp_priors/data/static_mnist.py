@@ -4,8 +4,10 @@ Source: H. Larochelle and I. Murray, "The Neural Autoregressive Distribution
 Estimator", AISTATS 2011: one fixed Bernoulli binarization of MNIST, split
 50,000 / 10,000 / 10,000. Stored as MATLAB v5 files
 `binarized_mnist_{train,valid,test}.mat` holding a uint8 variable `X` of
-shape (N, 784) with values in {0, 1} (copies in `<repo>/../shared/data/`,
-see the README there).
+shape (N, 784) with values in {0, 1} (copies: the `.amat` files of `SOURCE`, MATLAB
+files despite the name, saved as `.mat`). Put them in a `binarized_mnist/` folder of the
+data directory, e.g. `$TFP_PRIORS_DATA_DIR/binarized_mnist/` (search order:
+`candidate_dirs`).
 """
 
 
@@ -13,16 +15,16 @@ import numpy as np
 import scipy.io
 from absl import logging
 
-from tfp_priors.data import locations
-from tfp_priors.data.mnist import DEFAULT_DATA_DIR
-from tfp_priors.data.mnist import DatasetNotFoundError
-from tfp_priors.data.mnist import ENV_DATA_DIR
+from tfp_priors.data import files
+from tfp_priors.data.files import DEFAULT_DATA_DIR
+from tfp_priors.data.files import DatasetNotFoundError
+from tfp_priors.data.files import ENV_DATA_DIR
 
 SPLITS = ('train', 'valid', 'test')
 SPLIT_SIZES = {'train': 50000, 'valid': 10000, 'test': 10000}
 SUBDIR = 'binarized_mnist'
-# <repo>/../shared/data/binarized_mnist, the project's shared data folder.
-SHARED_DIR = locations.SHARED_DATA_DIR / SUBDIR
+SOURCE = ('Larochelle & Murray (2011), binarized_mnist_{train,valid,test}.amat (MATLAB v5 '
+          'files) of the public GitHub repository mingzhang-yin/ARM-gradient (MIT)')
 
 
 def file_name(split):
@@ -31,9 +33,8 @@ def file_name(split):
 
 def candidate_dirs(data_dir=None):
   """Directories searched, in order: `data_dir`(/binarized_mnist),
-  $TFP_PRIORS_DATA_DIR(/binarized_mnist), ~/.cache/tfp_priors/binarized_mnist,
-  then `<repo>/../shared/data/binarized_mnist`."""
-  return locations.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR, [SHARED_DIR])
+  $TFP_PRIORS_DATA_DIR(/binarized_mnist), then ~/.cache/tfp_priors/binarized_mnist."""
+  return files.search_dirs(SUBDIR, data_dir, DEFAULT_DATA_DIR)
 
 
 def _load_mat(path, split):
@@ -64,16 +65,19 @@ def load_static_mnist(data_dir=None):
     ValueError: a file holds something other than a (N, 784) 0/1 array.
   """
   dirs = candidate_dirs(data_dir)
-  names = [file_name(s) for s in SPLITS]
-  for d in dirs:
-    if all((d / n).is_file() for n in names):
-      logging.info('Static MNIST: loading %s', d)
-      return {s: _load_mat(d / file_name(s), s) for s in SPLITS}
-  logging.info('Static MNIST: not found in %s', ', '.join(map(str, dirs)))
-  raise DatasetNotFoundError(
-      'Statically binarized MNIST not found. Searched: '
-      + ', '.join(map(str, dirs)) + '. Expected the MATLAB v5 files '
-      + ', '.join(names) + " (variable 'X', uint8 (N, 784) in {0, 1}; "
-      'Larochelle & Murray 2011). Copy them from the shared data folder '
-      f'({SHARED_DIR}, see its README) into <data_dir>/{SUBDIR}/, or set '
-      f'${ENV_DATA_DIR} / the data_dir argument to a folder holding them.')
+  directory = files.first_dir_holding(dirs, [file_name(s) for s in SPLITS])
+  if directory is None:
+    logging.info('Static MNIST: not found in %s', ', '.join(map(str, dirs)))
+    raise DatasetNotFoundError(missing_message(dirs))
+  logging.info('Static MNIST: loading %s', directory)
+  return {s: _load_mat(directory / file_name(s), s) for s in SPLITS}
+
+
+def missing_message(dirs):
+  """What to put where, naming the searched directories `dirs`."""
+  return (
+      'Statically binarized MNIST not found. Searched: ' + ', '.join(map(str, dirs))
+      + '. Expected the MATLAB v5 files ' + ', '.join(file_name(s) for s in SPLITS)
+      + " (variable 'X', uint8 (N, 784) in {0, 1}; Larochelle & Murray 2011). Put them in "
+      f'<data_dir>/{SUBDIR}/ and set ${ENV_DATA_DIR} / the data_dir argument (gin: '
+      f'make_datasets.data_dir) to <data_dir>, or copy them to {DEFAULT_DATA_DIR / SUBDIR}.')
