@@ -163,12 +163,11 @@ def kl_divergence(target, prior, num_samples=20000, normalizer_samples=10**6):
   """KL(q || p) = E_q[log q(z) - log p(z)] in nats, from `num_samples` target samples
   (seed [5, 5]).
 
-  For a prior with `estimate_log_normalizer` (LARS) log Z is first estimated from
-  `normalizer_samples` proposal samples (seed 1) and stored in the prior, so that
-  `prior.distribution()` uses it afterwards.
+  A prior with a log Z (LARS) first re-estimates it from `normalizer_samples` proposal
+  samples (seed 1; `Prior.refresh_log_normalizer`, a no-op for normalised priors) and stores
+  it, so that `prior.distribution()` uses it afterwards.
   """
-  if hasattr(prior, "estimate_log_normalizer"):
-    prior.estimate_log_normalizer(num_samples=normalizer_samples, seed=1)
+  prior.refresh_log_normalizer(num_samples=normalizer_samples, seed=1)
   z = target.sample(num_samples, seed=[5, 5])
   return float(tf.reduce_mean(target.log_prob(z) - prior.distribution().log_prob(z)))
 
@@ -176,8 +175,9 @@ def kl_divergence(target, prior, num_samples=20000, normalizer_samples=10**6):
 def plot_model(path, title, target, prior, limit=2.5, grid_points=200, dpi=100):
   """Writes the density panels of one fitted prior on a grid over [-limit, limit]^2.
 
-  LARS: target q(z), proposal pi(z), a(z), p_T(z) (Fig. D.3, D.4 right); any other prior:
-  q(z) and p(z) (Fig. D.4 left). p uses the prior's current log Z (see `kl_divergence`).
+  A prior with an acceptance function (`has_acceptance_function`: LARS): target q(z),
+  proposal pi(z), a(z), p_T(z) (Fig. D.3, D.4 right); any other prior: q(z) and p(z)
+  (Fig. D.4 left). p uses the prior's current log Z (see `kl_divergence`).
 
   Returns:
     path; the PNG is (number of panels * 3) x 3.4 inches * dpi pixels.
@@ -189,7 +189,7 @@ def plot_model(path, title, target, prior, limit=2.5, grid_points=200, dpi=100):
     return np.asarray(values).reshape(n, n)
 
   panels = [("target q(z)", image(tf.exp(target.log_prob(grid.points))), plotting.TARGET_CMAP)]
-  if isinstance(prior, LarsPrior):
+  if prior.has_acceptance_function:
     panels += [
         ("proposal π(z)", image(tf.exp(prior.proposal.distribution().log_prob(grid.points))),
          plotting.PROPOSAL_CMAP),
@@ -240,7 +240,7 @@ def illustrate(output_dir, steps=STEPS, models=tuple(MODELS), seed=0, normalizer
     if fit.skipped_steps:
       print_fn(f"{name}: {fit.skipped_steps} of {steps} steps had a non-finite loss or "
                f"gradient and were skipped.")
-    if isinstance(prior, LarsPrior):
+    if prior.has_acceptance_function:
       out["kl_proposal"] = kl_divergence(target, prior.proposal, kl_samples)
       out["normalizer"] = float(tf.exp(prior.log_normalizer()))
       title += f", KL(q‖π) = {out['kl_proposal']:.2f}, Z = {out['normalizer']:.2f}"

@@ -9,6 +9,7 @@ the four one-hot test vectors (1,0,0,0), ..., (0,0,0,1) and writes a PNG scatter
 2-D latent space, one colour per input. The title names the run's prior and, when
 workdir/metrics.json exists, its test ELBO (nats).
 """
+import functools
 import json
 import os
 import sys
@@ -18,8 +19,8 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tfp_priors.training import checkpointing
-from tfp_priors.training import workdir as workdir_lib
+from trainers import plotting
+from trainers import trained_run
 
 FLAGS = flags.FLAGS
 
@@ -42,12 +43,13 @@ class PlotError(ValueError):
   """The workdir cannot be plotted: missing files, or not a 2-D OneHot model."""
 
 
-def _prior_name():
-  return workdir_lib.binding("build_prior.name", "normal")
+# A checkpoint that does not match the config (keys: see `trained_run.MISMATCH`).
+MISMATCH = "the model in {checkpoint} does not match {config}: {reason}"
 
 
 def load_model(workdir):
-  """Rebuilds the model of `workdir` from its config.gin and restores its trained weights.
+  """Rebuilds the model of `workdir` from its config.gin and restores its trained weights
+  (`trained_run.load_run`, without the prior).
 
   Returns:
     (model, prior_name).
@@ -56,13 +58,14 @@ def load_model(workdir):
     PlotError: no workdir, config.gin or checkpoint; latent size not 2; input size not 4; or
       a checkpoint that does not match the config.
   """
-  from tfp_priors.data import pipelines  # pylint: disable=g-import-not-at-top
+  run = trained_run.load_run(workdir, PlotError, "takahashi_onehot_standard.gin",
+                             check=functools.partial(_check_onehot_model, workdir),
+                             with_prior=False, mismatch=MISMATCH)
+  return run.model, run.prior_name
 
-  checkpoint = workdir_lib.open_run(workdir, PlotError, "takahashi_onehot_standard.gin")
-  config = os.path.join(workdir, "config.gin")
-  prior_name = _prior_name()
-  data = pipelines.make_datasets()
-  model = workdir_lib.model_fn()(train_mean=data.train_mean)
+
+def _check_onehot_model(workdir, model, data):
+  """Raises PlotError unless `model` has a 2-D latent space and OneHot's input size 4."""
   if model.latent_size != 2:
     raise PlotError(f"the model of {workdir} has a latent space of {model.latent_size} "
                     f"dimensions; the OneHot scatter plot needs 2 (Takahashi 5.2: d = 2 for "
@@ -71,11 +74,6 @@ def load_model(workdir):
     raise PlotError(f"the model of {workdir} takes inputs of size {model.input_size}, not the "
                     f"{NUM_CATEGORIES} of OneHot (make_datasets.name = "
                     f"{data.name!r} in its config).")
-  try:
-    checkpointing.load_pretrained_model(model, workdir)
-  except checkpointing.PretrainedModelError as e:
-    raise PlotError(f"the model in {checkpoint} does not match {config}: {e}") from e
-  return model, prior_name
 
 
 def posterior_samples(model, num_samples, seed=0):
@@ -87,10 +85,7 @@ def posterior_samples(model, num_samples, seed=0):
 
 def plot(samples, output, title, size_inches=5.0, dpi=100):
   """Writes a scatter PNG of samples [4, N, 2], coloured by input; size_inches * dpi pixels."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-
+  plt = plotting.pyplot()
   fig, ax = plt.subplots(figsize=(size_inches, size_inches), dpi=dpi)
   for k in range(NUM_CATEGORIES):
     label = "x = (" + ", ".join("1" if i == k else "0" for i in range(NUM_CATEGORIES)) + ")"
@@ -102,11 +97,7 @@ def plot(samples, output, title, size_inches=5.0, dpi=100):
   ax.legend(loc="upper right", fontsize="small", markerscale=3)
   ax.set_title(title, fontsize="medium")
   fig.tight_layout()
-  directory = os.path.dirname(os.path.abspath(output))
-  os.makedirs(directory, exist_ok=True)
-  fig.savefig(output, dpi=dpi)
-  plt.close(fig)
-  return output
+  return plotting.save(fig, output, dpi)
 
 
 def plot_workdir(workdir, output=None, num_samples=500, seed=0, size_inches=5.0, dpi=100):

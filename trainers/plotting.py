@@ -1,4 +1,4 @@
-"""Matplotlib helpers shared by the figure scripts (`illustrate_2d`, `figures`).
+"""Matplotlib helpers shared by the figure scripts (`illustrate_2d`, `figures`, `plot_onehot`).
 
 Every figure has a fixed size: a PNG written by `save` is exactly
 round(width_inches * dpi) x round(height_inches * dpi) pixels (no tight bounding box).
