@@ -336,6 +336,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_tiny_runs_evaluate_and_export(tmp_path):
   for config, bindings in RUNS.items():
     results = train_tiny(tmp_path / config, config, bindings + ["train.num_steps = 6"])

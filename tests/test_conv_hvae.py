@@ -155,6 +155,7 @@ def test_gin_bindings_of_hvae_do_not_reach_conv_hvae():
   assert m.p_z1.net.layers[0].units == 300
 
 
+@pytest.mark.slow
 def test_tiny_lars_training_run_exports_28x28_samples(tmp_path):
   # The test-set evaluation is left out for speed (the IWAE bound is compiled above).
   results = train_tiny(tmp_path, "lars_convhvae", [

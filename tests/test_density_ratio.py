@@ -264,6 +264,7 @@ def stage_one(tmp_path_factory):
 NCP_TINY = ["NCPPrior.hidden_sizes = (16,)", "NCPPrior.num_proposals = 50"]
 
 
+@pytest.mark.slow
 def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(
     tmp_path, stage_one):
   results = train_tiny(tmp_path, "ncp_vae", NCP_TINY + [
@@ -300,6 +301,7 @@ def test_ncp_stage_two_without_a_stage_one_vae_is_refused_and_writes_nothing(tmp
   assert tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")) is None
 
 
+@pytest.mark.slow
 def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(tmp_path):
   results = train_tiny(tmp_path, "implicit_vae", [
       "ImplicitPrior.hidden_sizes = (16,)", "ImplicitPrior.bank_size = 100",
@@ -314,6 +316,7 @@ def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(
   assert "sample_langevin" in loaded.signatures
 
 
+@pytest.mark.slow
 def test_hierarchical_ncp_trains_one_classifier_per_group_in_one_pass_and_samples_by_sir(
     tmp_path_factory):
   stage_one_hvae = tmp_path_factory.mktemp("stage_one_hvae")

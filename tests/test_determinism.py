@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import TINY_BINDINGS, checkpoint_variables
 
@@ -30,6 +31,7 @@ def _finish(proc, workdir):
   return {k: v for k, v in metrics.items() if k not in timings}, checkpoint_variables(workdir)
 
 
+@pytest.mark.slow
 def test_two_processes_with_one_seed_are_bit_identical(tmp_path):
   seeds = (7, 7, 8)
   procs = [_start(tmp_path / f"run{i}", seed) for i, seed in enumerate(seeds)]

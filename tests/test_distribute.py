@@ -114,6 +114,7 @@ def test_global_batch_must_split_evenly():
     trainer.train_step(x, tf.constant(1e-3))
 
 
+@pytest.mark.slow
 def test_mirrored_run_evaluates_and_exports(tmp_path):
   results = train_tiny(tmp_path / "mirrored", "lars_vae.gin",
                        ["train.num_steps = 10", "train.distribute = 'mirrored'"])
@@ -142,6 +143,7 @@ def _free_ports(n):
   return ports
 
 
+@pytest.mark.slow
 def test_two_local_workers_train_like_one_device(tmp_path):
   """MultiWorkerMirroredStrategy over two processes on loopback ports (TF_CONFIG)."""
   steps = 8

@@ -44,6 +44,7 @@ def _validation_log(lines):
   return {int(m.group(1)): float(m.group(2)) for m in found if m}
 
 
+@pytest.mark.slow
 def test_restores_best_validation_checkpoint(tmp_path):
   lines = []
   results = train_tiny(tmp_path / "run", "vae_standard.gin", WRECK_LATER,
@@ -76,6 +77,7 @@ def _variables(checkpoint_dir):
           if k.startswith("model/") and "OPTIMIZER_SLOT" not in k}
 
 
+@pytest.mark.slow
 def test_patience_stops_and_resume_does_not_train_on(tmp_path):
   bindings = WRECK_LATER + ["train.early_stopping_patience = 1"]
   results = train_tiny(tmp_path, "vae_standard.gin", bindings)

@@ -60,6 +60,7 @@ def loaded_lars_run(lars_run):
   return figures.load_run(lars_run)
 
 
+@pytest.mark.slow
 def test_cli_writes_pngs_of_the_expected_size_and_tensorboard_images(lars_run, tmp_path):
   output, logdir = tmp_path / "png", tmp_path / "tb"
   args = [f"--{k}={v}" for k, v in SMALL.items()]
@@ -93,6 +94,7 @@ def test_cli_writes_pngs_of_the_expected_size_and_tensorboard_images(lars_run, t
   assert tags == {(f"figures/{n[:-4]}", 6) for n in expected}
 
 
+@pytest.mark.slow
 def test_ranked_samples_are_sorted_by_acceptance(loaded_lars_run):
   prior = loaded_lars_run.prior
   ranked = figures.rank_proposal_samples(prior, 3000, seed=3)
@@ -117,6 +119,7 @@ def test_ranked_samples_are_sorted_by_acceptance(loaded_lars_run):
   assert representative[0] == log_a[-1] and representative[-1] == log_a[0]
 
 
+@pytest.mark.slow
 def test_aggregate_posterior_on_the_grid_integrates_to_one(loaded_lars_run):
   run = loaded_lars_run
   x, labels = figures.training_examples(run, 300)
@@ -153,6 +156,7 @@ def test_aggregate_posterior_kl_matches_a_known_value():
     latent_density.grid_2d(0.0, 10)
 
 
+@pytest.mark.slow
 def test_standard_prior_gets_density_and_embedding_but_no_ranked_samples(normal_run, tmp_path):
   # Fig. (a) needs a(z): asked for explicitly, it fails before anything is written.
   output = tmp_path / "out"
@@ -169,6 +173,7 @@ def test_standard_prior_gets_density_and_embedding_but_no_ranked_samples(normal_
   assert "kl_proposal" not in result and result["kl_prior"] > -0.1
 
 
+@pytest.mark.slow
 def test_latent_size_other_than_two_is_refused(tmp_path):
   workdir = tmp_path / "lars4"
   train_tiny(workdir, "lars_vae.gin", ["VAE.latent_size = 4"] + TINY_RUN)
@@ -184,6 +189,7 @@ def test_latent_size_other_than_two_is_refused(tmp_path):
     figures.check_figures(run, ["histogram"])
 
 
+@pytest.mark.slow
 def test_missing_workdir_or_checkpoint_is_a_clear_error(lars_run, tmp_path):
   output = tmp_path / "out"
   with pytest.raises(figures.FigureError, match="does not exist"):
@@ -212,6 +218,7 @@ def test_mnist_labels_follow_the_image_split(tmp_path):
     mnist.load_mnist_labels(tmp_path)
 
 
+@pytest.mark.slow
 def test_illustrate_2d_writes_one_png_per_model(tmp_path):
   output = tmp_path / "2d"
   dpi = 30

@@ -34,6 +34,7 @@ def aneja(tmp_path_factory):
   return workdir, markdown, results
 
 
+@pytest.mark.slow
 def test_tiny_reproduction_reports_ours_paper_and_difference(aneja):
   workdir, markdown, results = aneja
   table = reproduce_tables.get_table("aneja_table2")
@@ -54,6 +55,7 @@ def test_tiny_reproduction_reports_ours_paper_and_difference(aneja):
   assert "VAE w/ SNIS prior" in markdown  # the omitted row, with why
 
 
+@pytest.mark.slow
 def test_rerun_reuses_finished_rows(aneja):
   workdir, markdown, _ = aneja
   metrics = os.path.join(workdir, "steps3", "ncp_vae_dynamic_mnist", "metrics.json")
@@ -64,6 +66,7 @@ def test_rerun_reuses_finished_rows(aneja):
   assert _markdown_row(again, "NCP-VAE")[2:5] == _markdown_row(markdown, "NCP-VAE")[2:5]
 
 
+@pytest.mark.slow
 def test_failed_row_is_reported_and_the_others_still_run(aneja):
   workdir, _, _ = aneja
   table = reproduce_tables.get_table("aneja_table2")

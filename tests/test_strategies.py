@@ -29,6 +29,7 @@ def pretrained(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", ["elbo", "maximum_likelihood"])
 def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical(
     tmp_path, pretrained, objective):
@@ -52,6 +53,7 @@ def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical
   assert checkpoint_variables(pretrained).keys() == before.keys()
 
 
+@pytest.mark.slow
 def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(
     tmp_path, pretrained):
   with pytest.raises(checkpointing.PretrainedModelError, match="holds no checkpoint"):
@@ -119,6 +121,7 @@ def test_each_phase_updates_only_its_variables():
   assert "normalizer" not in out
 
 
+@pytest.mark.slow
 def test_iterative_run_end_to_end(tmp_path):
   results = _train(tmp_path, "lars_vae", [
       "train.num_steps = 24", "train.strategy = @Iterative()", "Iterative.iterations = 2"],
@@ -158,6 +161,7 @@ def test_weight_decay_covers_kernels_of_nonlinear_hidden_layers_only():
   assert float(out["weight_penalty"]) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pretrained):
   # With encoder and decoder frozen, the ELBO's gradient w.r.t. the prior is that of
   # E_q[log p(z)]: with the same seeds the two objectives train the same prior.
@@ -174,6 +178,7 @@ def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pret
     np.testing.assert_allclose(elbo[k], ml[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
+@pytest.mark.slow
 def test_iterative_initialises_the_prior_at_its_first_phase_from_the_pretrained_encoder(
     tmp_path, monkeypatch):
   # Xu Algorithm B.1 trains the prior first in iteration 1b, on the encoder of 1a: its
@@ -227,6 +232,7 @@ def test_iterative_kl_warmup_runs_on_the_pretraining_phase_clock():
   assert beta_at(num_steps - 1) == 1.0  # the model phases after pretraining
 
 
+@pytest.mark.slow
 def test_ncp_stage_two_refuses_a_stage_one_trained_with_another_prior(tmp_path):
   _train(tmp_path / "lars_stage_one", "lars_vae", ["train.num_steps = 3"], **NO_EVAL)
   assert checkpointing.pretrained_prior_name(tmp_path / "lars_stage_one") == "lars"

@@ -293,6 +293,7 @@ def onehot_run(tmp_path_factory):
   return workdir, results
 
 
+@pytest.mark.slow
 def test_tiny_onehot_run_trains_evaluates_and_exports(onehot_run):
   workdir, results = onehot_run
   with open(workdir / "metrics.json") as f:
@@ -310,6 +311,7 @@ def test_tiny_onehot_run_trains_evaluates_and_exports(onehot_run):
   assert out["images"].shape == (3, 1, 4, 1) and out["latents"].shape == (3, 2)
 
 
+@pytest.mark.slow
 def test_plot_onehot_writes_png(onehot_run, tmp_path):
   workdir, _ = onehot_run
   samples = plot_onehot.posterior_samples(plot_onehot.load_model(str(workdir))[0], 50)
@@ -324,6 +326,7 @@ def test_plot_onehot_writes_png(onehot_run, tmp_path):
   assert _png_size(output) == (150, 150)
 
 
+@pytest.mark.slow
 def test_plot_onehot_errors(onehot_run, tmp_path):
   workdir, _ = onehot_run
   with pytest.raises(plot_onehot.PlotError, match="does not exist"):

@@ -44,6 +44,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
+@pytest.mark.slow
 def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tmp_path):
   results = _train(tmp_path, config="lars_hvae", bindings=["train.num_steps = 10"])
   with open(tmp_path / "metrics.json") as f:
