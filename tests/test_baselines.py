@@ -17,7 +17,8 @@ import tensorflow_probability as tfp
 import tf_keras
 from scipy import special
 
-from tests.conftest import TINY_BINDINGS, grid_chi_square, train_tiny
+from support import TINY_BINDINGS
+from support import grid_chi_square
 from tests.test_flows import CENTERS, EDGES, H, _grid_density
 from tfp_priors import objectives
 from tfp_priors.models import HVAE, VAE
@@ -337,7 +338,7 @@ print(json.dumps(results))
 
 
 @pytest.mark.slow
-def test_tiny_runs_evaluate_and_export(tmp_path):
+def test_tiny_runs_evaluate_and_export(train_tiny, tmp_path):
   for config, bindings in RUNS.items():
     results = train_tiny(tmp_path / config, config, bindings + ["train.num_steps = 6"])
     assert results["prior"] == config.split("_")[0] and results["num_steps"] == 6

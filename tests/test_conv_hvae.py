@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.conftest import train_tiny
 from tfp_priors import objectives
 from tfp_priors.models import HVAE, ConvHVAE
 from tfp_priors.nets import regularization
@@ -156,7 +155,7 @@ def test_gin_bindings_of_hvae_do_not_reach_conv_hvae():
 
 
 @pytest.mark.slow
-def test_tiny_lars_training_run_exports_28x28_samples(tmp_path):
+def test_tiny_lars_training_run_exports_28x28_samples(train_tiny, tmp_path):
   # The test-set evaluation is left out for speed (the IWAE bound is compiled above).
   results = train_tiny(tmp_path, "lars_convhvae", [
       f"ConvHVAE.latent_size = {LATENT}", f"ConvHVAE.hidden_size = {HIDDEN}",

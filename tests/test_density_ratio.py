@@ -10,8 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
-from tests.conftest import checkpoint_variables
-from tests.conftest import train_tiny
+from support import checkpoint_variables
 from tfp_priors import objectives
 from tfp_priors.models import VAE
 from tfp_priors.priors import ImplicitPrior, NCPPrior, StandardNormalPrior, density_ratio
@@ -253,7 +252,7 @@ NO_EVAL = dict(evaluate=False, export=False)
 
 
 @pytest.fixture(scope="module")
-def stage_one(tmp_path_factory):
+def stage_one(train_tiny, tmp_path_factory):
   """A tiny standard VAE: NCP's stage one."""
   workdir = tmp_path_factory.mktemp("stage_one")
   train_tiny(workdir, "vae_standard", ["train.num_steps = 20"], **NO_EVAL)
@@ -265,7 +264,7 @@ NCP_TINY = ["NCPPrior.hidden_sizes = (16,)", "NCPPrior.num_proposals = 50"]
 
 
 @pytest.mark.slow
-def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(
+def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(train_tiny, 
     tmp_path, stage_one):
   results = train_tiny(tmp_path, "ncp_vae", NCP_TINY + [
       "train.num_steps = 30", f"NoiseContrastive.pretrained_workdir = '{stage_one}'"])
@@ -293,7 +292,7 @@ def test_ncp_stage_two_freezes_the_vae_estimates_z_and_exports_sir_and_langevin(
         num_steps=tf.constant(5))
 
 
-def test_ncp_stage_two_without_a_stage_one_vae_is_refused_and_writes_nothing(tmp_path):
+def test_ncp_stage_two_without_a_stage_one_vae_is_refused_and_writes_nothing(train_tiny, tmp_path):
   with pytest.raises(checkpointing.PretrainedModelError, match="holds no checkpoint"):
     train_tiny(tmp_path / "run", "ncp_vae", NCP_TINY + [
         "train.num_steps = 5", f"NoiseContrastive.pretrained_workdir = '{tmp_path / 'none'}'"],
@@ -302,7 +301,7 @@ def test_ncp_stage_two_without_a_stage_one_vae_is_refused_and_writes_nothing(tmp
 
 
 @pytest.mark.slow
-def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(tmp_path):
+def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(train_tiny, tmp_path):
   results = train_tiny(tmp_path, "implicit_vae", [
       "ImplicitPrior.hidden_sizes = (16,)", "ImplicitPrior.bank_size = 100",
       "Alternating.model_steps = 3", "Alternating.estimator_steps = 6", "train.num_steps = 27"])
@@ -317,7 +316,7 @@ def test_implicit_prior_full_run_fills_the_aggregate_posterior_bank_and_exports(
 
 
 @pytest.mark.slow
-def test_hierarchical_ncp_trains_one_classifier_per_group_in_one_pass_and_samples_by_sir(
+def test_hierarchical_ncp_trains_one_classifier_per_group_in_one_pass_and_samples_by_sir(train_tiny, 
     tmp_path_factory):
   stage_one_hvae = tmp_path_factory.mktemp("stage_one_hvae")
   train_tiny(stage_one_hvae, "hvae_standard", ["train.num_steps = 10"], **NO_EVAL)

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import TINY_BINDINGS, checkpoint_variables
+from support import TINY_BINDINGS
+from support import checkpoint_variables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_BINDINGS, checkpoint_variables, train_tiny
+from support import TINY_BINDINGS
+from support import checkpoint_variables
 from tfp_priors import objectives
 from tfp_priors.data import pipelines
 from tfp_priors.priors import build_prior
@@ -115,7 +116,7 @@ def test_global_batch_must_split_evenly():
 
 
 @pytest.mark.slow
-def test_mirrored_run_evaluates_and_exports(tmp_path):
+def test_mirrored_run_evaluates_and_exports(train_tiny, tmp_path):
   results = train_tiny(tmp_path / "mirrored", "lars_vae.gin",
                        ["train.num_steps = 10", "train.distribute = 'mirrored'"])
   assert results["num_replicas"] == 2
@@ -144,7 +145,7 @@ def _free_ports(n):
 
 
 @pytest.mark.slow
-def test_two_local_workers_train_like_one_device(tmp_path):
+def test_two_local_workers_train_like_one_device(train_tiny, tmp_path):
   """MultiWorkerMirroredStrategy over two processes on loopback ports (TF_CONFIG)."""
   steps = 8
   bindings = TINY_BINDINGS + [f"train.num_steps = {steps}", "train.evaluate = False",

@@ -6,7 +6,6 @@ import re
 import numpy as np
 import pytest
 
-from conftest import train_tiny
 from tfp_priors.training.early_stopping import EarlyStopping
 
 # Twenty good steps, then an absurd learning rate that wrecks the model: the validation NLL at
@@ -33,7 +32,7 @@ def test_bad_settings_and_nan():
     EarlyStopping().update(math.nan, 3)
 
 
-def test_patience_needs_validation(tmp_path):
+def test_patience_needs_validation(train_tiny, tmp_path):
   with pytest.raises(ValueError, match="validation_every"):
     train_tiny(tmp_path, "vae_standard.gin", ["train.num_steps = 5",
                                              "train.early_stopping_patience = 2"])
@@ -45,7 +44,7 @@ def _validation_log(lines):
 
 
 @pytest.mark.slow
-def test_restores_best_validation_checkpoint(tmp_path):
+def test_restores_best_validation_checkpoint(train_tiny, tmp_path):
   lines = []
   results = train_tiny(tmp_path / "run", "vae_standard.gin", WRECK_LATER,
                        print_fn=lines.append)
@@ -78,7 +77,7 @@ def _variables(checkpoint_dir):
 
 
 @pytest.mark.slow
-def test_patience_stops_and_resume_does_not_train_on(tmp_path):
+def test_patience_stops_and_resume_does_not_train_on(train_tiny, tmp_path):
   bindings = WRECK_LATER + ["train.early_stopping_patience = 1"]
   results = train_tiny(tmp_path, "vae_standard.gin", bindings)
   assert results["stopped_early"] and results["num_steps"] == 30

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.conftest import DATA_DIR
+from support import DATA_DIR
 from tfp_priors.data import fashion_mnist
 from tfp_priors.data import files
 from tfp_priors.data import idx

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 import tensorflow as tf
 
-from conftest import SLICE_DIR, train_tiny
+from support import SLICE_DIR
 from tfp_priors.data import mnist
 from tfp_priors.evaluation import latent_density
 from trainers import figures
@@ -40,7 +40,7 @@ def _files(directory):
 
 
 @pytest.fixture(scope="module")
-def lars_run(tmp_path_factory):
+def lars_run(train_tiny, tmp_path_factory):
   """A LARS VAE with a 2-D latent space after a few steps on the MNIST slice."""
   workdir = tmp_path_factory.mktemp("lars2")
   train_tiny(workdir, "lars_vae.gin", ["VAE.latent_size = 2"] + TINY_RUN)
@@ -48,7 +48,7 @@ def lars_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def normal_run(tmp_path_factory):
+def normal_run(train_tiny, tmp_path_factory):
   """A standard-prior VAE with a 2-D latent space (LARS Fig. D.10)."""
   workdir = tmp_path_factory.mktemp("normal2")
   train_tiny(workdir, "vae_standard.gin", ["VAE.latent_size = 2"] + TINY_RUN)
@@ -174,7 +174,7 @@ def test_standard_prior_gets_density_and_embedding_but_no_ranked_samples(normal_
 
 
 @pytest.mark.slow
-def test_latent_size_other_than_two_is_refused(tmp_path):
+def test_latent_size_other_than_two_is_refused(train_tiny, tmp_path):
   workdir = tmp_path / "lars4"
   train_tiny(workdir, "lars_vae.gin", ["VAE.latent_size = 4"] + TINY_RUN)
   output = tmp_path / "out"

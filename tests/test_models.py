@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tests.conftest import SLICE_DIR
+from support import SLICE_DIR
 from tfp_priors import objectives
 from tfp_priors.data import pipelines
 from tfp_priors.models import HVAE, VAE

@@ -7,7 +7,7 @@ import re
 import gin
 import pytest
 
-from tests.conftest import TINY_BINDINGS
+from support import TINY_BINDINGS
 from trainers import reproduce
 from trainers import reproduce_tables
 from trainers import run

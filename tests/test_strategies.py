@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import SLICE_DIR
-from tests.conftest import checkpoint_variables
-from tests.conftest import train_tiny as _train
+from support import SLICE_DIR
+from support import checkpoint_variables
 from tfp_priors import objectives
 from tfp_priors.data import pipelines
 from tfp_priors.models import VAE
@@ -21,20 +20,20 @@ NO_EVAL = dict(evaluate=False, export=False)
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory):
+def pretrained(train_tiny, tmp_path_factory):
   """A tiny standard VAE trained for 20 steps: the VAE that post-hoc runs start from."""
   workdir = tmp_path_factory.mktemp("pretrained")
-  _train(workdir, "vae_standard", ["train.num_steps = 20"], **NO_EVAL)
+  train_tiny(workdir, "vae_standard", ["train.num_steps = 20"], **NO_EVAL)
   gin.clear_config()
   return workdir
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["elbo", "maximum_likelihood"])
-def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical(
+def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical(train_tiny, 
     tmp_path, pretrained, objective):
   before = checkpoint_variables(pretrained)
-  results = _train(tmp_path, "lars_vae", [
+  results = train_tiny(tmp_path, "lars_vae", [
       "train.num_steps = 15", "train.strategy = @PostHoc()",
       f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
       **NO_EVAL)
@@ -45,7 +44,7 @@ def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical
   for k in model_keys:
     np.testing.assert_array_equal(before[k], after[k], err_msg=k)
   # The prior did train: its variables differ from an untrained run's with the same seed.
-  _train(tmp_path / "untrained", "lars_vae", ["train.num_steps = 0"], **NO_EVAL)
+  train_tiny(tmp_path / "untrained", "lars_vae", ["train.num_steps = 0"], **NO_EVAL)
   untrained = checkpoint_variables(tmp_path / "untrained")
   prior_keys = [k for k in after if k.startswith("prior/acceptance_net")]
   assert prior_keys and all(not np.array_equal(after[k], untrained[k]) for k in prior_keys)
@@ -54,14 +53,14 @@ def test_post_hoc_trains_only_the_prior_and_leaves_encoder_decoder_bit_identical
 
 
 @pytest.mark.slow
-def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(
+def test_post_hoc_without_a_trained_vae_or_with_another_latent_size_is_refused(train_tiny, 
     tmp_path, pretrained):
   with pytest.raises(checkpointing.PretrainedModelError, match="holds no checkpoint"):
-    _train(tmp_path / "a", "lars_vae", [
+    train_tiny(tmp_path / "a", "lars_vae", [
         "train.num_steps = 2", "train.strategy = @PostHoc()",
         f"PostHoc.pretrained_workdir = '{tmp_path / 'empty'}'"], **NO_EVAL)
   with pytest.raises(checkpointing.PretrainedModelError, match="latent size 3"):
-    _train(tmp_path / "b", "lars_vae", [
+    train_tiny(tmp_path / "b", "lars_vae", [
         "train.num_steps = 2", "train.strategy = @PostHoc()", "VAE.latent_size = 3",
         f"PostHoc.pretrained_workdir = '{pretrained}'"], **NO_EVAL)
   # Nothing was trained or saved in the new workdirs.
@@ -122,8 +121,8 @@ def test_each_phase_updates_only_its_variables():
 
 
 @pytest.mark.slow
-def test_iterative_run_end_to_end(tmp_path):
-  results = _train(tmp_path, "lars_vae", [
+def test_iterative_run_end_to_end(train_tiny, tmp_path):
+  results = train_tiny(tmp_path, "lars_vae", [
       "train.num_steps = 24", "train.strategy = @Iterative()", "Iterative.iterations = 2"],
       **NO_EVAL)
   assert results["strategy"] == "iterative" and results["num_steps"] == 24
@@ -162,11 +161,11 @@ def test_weight_decay_covers_kernels_of_nonlinear_hidden_layers_only():
 
 
 @pytest.mark.slow
-def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pretrained):
+def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(train_tiny, tmp_path, pretrained):
   # With encoder and decoder frozen, the ELBO's gradient w.r.t. the prior is that of
   # E_q[log p(z)]: with the same seeds the two objectives train the same prior.
   for objective in ("elbo", "maximum_likelihood"):
-    _train(tmp_path / objective, "lars_vae", [
+    train_tiny(tmp_path / objective, "lars_vae", [
         "train.num_steps = 8", "train.strategy = @PostHoc()",
         f"PostHoc.pretrained_workdir = '{pretrained}'", f"PostHoc.objective = '{objective}'"],
         **NO_EVAL)
@@ -179,7 +178,7 @@ def test_post_hoc_elbo_and_maximum_likelihood_give_the_same_prior(tmp_path, pret
 
 
 @pytest.mark.slow
-def test_iterative_initialises_the_prior_at_its_first_phase_from_the_pretrained_encoder(
+def test_iterative_initialises_the_prior_at_its_first_phase_from_the_pretrained_encoder(train_tiny, 
     tmp_path, monkeypatch):
   # Xu Algorithm B.1 trains the prior first in iteration 1b, on the encoder of 1a: its
   # data-dependent initialisation belongs there (as post hoc), not to the untrained encoder.
@@ -191,7 +190,7 @@ def test_iterative_initialises_the_prior_at_its_first_phase_from_the_pretrained_
   iterative = strategies.Iterative(iterations=1, pretrain_fraction=0.8)
   pretrain, _ = iterative.boundaries(num_steps)
   assert iterative.prior_initialization_step(num_steps) == pretrain == 10
-  _train(tmp_path, "lars_vae", [
+  train_tiny(tmp_path, "lars_vae", [
       f"train.num_steps = {num_steps}", "train.strategy = @Iterative()",
       "Iterative.iterations = 1", "Iterative.pretrain_fraction = 0.8"], **NO_EVAL)
   assert len(calls) == 1
@@ -233,11 +232,11 @@ def test_iterative_kl_warmup_runs_on_the_pretraining_phase_clock():
 
 
 @pytest.mark.slow
-def test_ncp_stage_two_refuses_a_stage_one_trained_with_another_prior(tmp_path):
-  _train(tmp_path / "lars_stage_one", "lars_vae", ["train.num_steps = 3"], **NO_EVAL)
+def test_ncp_stage_two_refuses_a_stage_one_trained_with_another_prior(train_tiny, tmp_path):
+  train_tiny(tmp_path / "lars_stage_one", "lars_vae", ["train.num_steps = 3"], **NO_EVAL)
   assert checkpointing.pretrained_prior_name(tmp_path / "lars_stage_one") == "lars"
   with pytest.raises(checkpointing.PretrainedModelError, match=r"(?s)'lars'.*'normal'"):
-    _train(tmp_path / "ncp", "ncp_vae", [
+    train_tiny(tmp_path / "ncp", "ncp_vae", [
         "train.num_steps = 3", "NCPPrior.hidden_sizes = (8,)",
         f"NoiseContrastive.pretrained_workdir = '{tmp_path / 'lars_stage_one'}'"], **NO_EVAL)
   assert tf.train.latest_checkpoint(str(tmp_path / "ncp" / "checkpoints")) is None

@@ -14,8 +14,7 @@ import pytest
 import scipy.stats
 import tensorflow as tf
 
-from tests.conftest import DATA_DIR
-from tests.conftest import train_tiny
+from support import DATA_DIR
 from tfp_priors import objectives
 from tfp_priors.data import DatasetNotFoundError
 from tfp_priors.data import files
@@ -89,7 +88,8 @@ def test_unknown_dataset_name_lists_all_names():
 
 
 @needs_frey
-def test_frey_faces_split_scaling_and_determinism(data_dir_env):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures("data_dir_env")
+def test_frey_faces_split_scaling_and_determinism():
   raw = _raw_frey()
   assert raw.shape == (1965, 560) and raw.dtype == np.uint8
   assert (raw.min(), raw.max()) == (8, 238)
@@ -114,7 +114,8 @@ def test_frey_faces_split_scaling_and_determinism(data_dir_env):  # pylint: disa
 
 
 @needs_frey
-def test_frey_faces_pipeline(data_dir_env):  # pylint: disable=unused-argument
+@pytest.mark.usefixtures("data_dir_env")
+def test_frey_faces_pipeline():
   ds = make_datasets("frey_faces", batch_size=100, eval_batch_size=64)
   assert (ds.num_train, ds.num_valid, ds.num_test) == (1565, 200, 200)
   assert ds.image_shape == (28, 20, 1) and ds.event_size == 560
@@ -283,7 +284,7 @@ def _png_size(path):
 
 
 @pytest.fixture(scope="module")
-def onehot_run(tmp_path_factory):
+def onehot_run(train_tiny, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("onehot_run")
   gin.clear_config()
   results = train_tiny(workdir, "takahashi_onehot_standard", [

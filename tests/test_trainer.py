@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import train_tiny
 from tfp_priors.data import pipelines
 from trainers import run
 from tfp_priors.training import checkpointing
 from tfp_priors.training import trainer as train_lib
-
-
-def _train(workdir, config="lars_vae", bindings=(), **kwargs):
-  return train_tiny(workdir, config, bindings, **kwargs)
 
 
 def _variables(workdir):
@@ -26,16 +21,16 @@ def _variables(workdir):
           if "model" in k or "prior" in k}
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
+def test_resumed_run_equals_uninterrupted_run(train_tiny, tmp_path):
   # Decay and warm-up fixed, so that stopping at step 6 changes nothing but the stopping point.
   schedule = ["train.checkpoint_every = 6", "train.decay_step = 8", "train.warmup_steps = 4"]
   common = schedule + ["train.num_steps = 12"]
-  _train(tmp_path / "a", bindings=common, evaluate=False, export=False)
+  train_tiny(tmp_path / "a", bindings=common, evaluate=False, export=False)
   # Interrupted after 6 steps, then resumed in the same workdir up to 12.
-  _train(tmp_path / "b", bindings=schedule + ["train.num_steps = 6"], evaluate=False,
+  train_tiny(tmp_path / "b", bindings=schedule + ["train.num_steps = 6"], evaluate=False,
          export=False)
   b_mid = _variables(tmp_path / "b")
-  results = _train(tmp_path / "b", bindings=common, evaluate=False, export=False)
+  results = train_tiny(tmp_path / "b", bindings=common, evaluate=False, export=False)
   assert results["num_steps"] == 12
   a, b = _variables(tmp_path / "a"), _variables(tmp_path / "b")
   assert a.keys() == b.keys() and len(a) > 10
@@ -45,8 +40,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tmp_path):
-  results = _train(tmp_path, config="lars_hvae", bindings=["train.num_steps = 10"])
+def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(train_tiny, tmp_path):
+  results = train_tiny(tmp_path, config="lars_hvae", bindings=["train.num_steps = 10"])
   with open(tmp_path / "metrics.json") as f:
     metrics = json.load(f)
   assert metrics == pytest.approx(results)
@@ -79,7 +74,7 @@ def test_main_job_writes_metrics_and_an_export_that_loads_without_the_project(tm
   assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-2000:]
 
 
-def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(train_tiny, tmp_path, monkeypatch):
   make = pipelines.make_datasets
 
   def poisoned(**kwargs):
@@ -91,7 +86,7 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, mon
 
   monkeypatch.setattr(pipelines, "make_datasets", poisoned)
   with pytest.raises(train_lib.NonFiniteLossError, match="last good checkpoint"):
-    _train(tmp_path, config="vae_standard",
+    train_tiny(tmp_path, config="vae_standard",
            bindings=["train.checkpoint_every = 2", "train.num_steps = 20"])
   ckpt = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
   assert ckpt.endswith("-4")
@@ -99,25 +94,25 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(tmp_path, mon
     assert np.all(np.isfinite(value)), name
 
 
-def test_incompatible_checkpoint_is_refused_and_left_intact(tmp_path):
-  _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
+def test_incompatible_checkpoint_is_refused_and_left_intact(train_tiny, tmp_path):
+  train_tiny(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
          export=False)
   before = sorted(os.listdir(tmp_path / "checkpoints"))
   with pytest.raises(checkpointing.IncompatibleCheckpointError, match="new --workdir"):
-    _train(tmp_path, config="lars_vae", bindings=["train.num_steps = 4"], evaluate=False,
+    train_tiny(tmp_path, config="lars_vae", bindings=["train.num_steps = 4"], evaluate=False,
            export=False)
   assert sorted(os.listdir(tmp_path / "checkpoints")) == before
 
 
-def test_corrupt_checkpoint_gives_clear_error(tmp_path):
-  _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
+def test_corrupt_checkpoint_gives_clear_error(train_tiny, tmp_path):
+  train_tiny(tmp_path, config="vae_standard", bindings=["train.num_steps = 2"], evaluate=False,
          export=False)
   for name in os.listdir(tmp_path / "checkpoints"):
     if ".data-" in name:
       with open(tmp_path / "checkpoints" / name, "wb") as f:
         f.write(b"garbage")
   with pytest.raises(checkpointing.IncompatibleCheckpointError):
-    _train(tmp_path, config="vae_standard", bindings=["train.num_steps = 4"], evaluate=False,
+    train_tiny(tmp_path, config="vae_standard", bindings=["train.num_steps = 4"], evaluate=False,
            export=False)
 
 
@@ -128,9 +123,9 @@ def test_bad_configuration_errors():
     run.parse_config(["no_such_config"], [])
 
 
-def test_truncation_below_one_is_rejected(tmp_path):
+def test_truncation_below_one_is_rejected(train_tiny, tmp_path):
   with pytest.raises(ValueError, match="truncation T must be"):
-    _train(tmp_path, bindings=["LarsPrior.truncation = 0", "train.num_steps = 1"])
+    train_tiny(tmp_path, bindings=["LarsPrior.truncation = 0", "train.num_steps = 1"])
 
 
 def test_config_resolves_by_name_and_by_path():
