@@ -1,4 +1,4 @@
-"""Tests of the flow priors (realnvp, rnvp, maf) and the bijectors ActNorm / invertible_dense.
+"""Tests of the flow priors (realnvp, xu_realnvp, maf) and the bijectors ActNorm / invertible_dense.
 
 References are independent of the code under test: normalisation and sample frequencies by
 midpoint quadrature of exp(log_prob) on a fine 2-D grid, log-determinants from numerical
@@ -18,7 +18,7 @@ from tfp_priors.priors import FlowPrior, MAFPrior, RealNVPPrior, XuRealNVPPrior,
 
 tfd = tfp.distributions
 
-NAMES = ["realnvp", "rnvp", "maf"]
+NAMES = ["realnvp", "xu_realnvp", "maf"]
 
 # Midpoint rule on [-L, L]^2 with n x n cells of width h; coarse cells of K x K fine cells.
 L, N_FINE, K_COARSE = 10.0, 320, 20
@@ -28,8 +28,8 @@ CENTERS = 0.5 * (EDGES[1:] + EDGES[:-1])
 
 
 def _make(name, latent_size=2, seed=0):
-  """A flow prior; rnvp with a small flow depth to keep the tests fast."""
-  if name == "rnvp":
+  """A flow prior; xu_realnvp with a small flow depth to keep the tests fast."""
+  if name == "xu_realnvp":
     return XuRealNVPPrior(latent_size, flow_depth=3, seed=seed)
   if name == "realnvp":
     return RealNVPPrior(latent_size, seed=seed)
@@ -68,7 +68,7 @@ def _perturbed(name, seed=0):
   """A 2-D flow prior trained away from its near-identity start on the skewed sample."""
   prior = _make(name, seed=seed)
   data = _skewed_sample()
-  if name == "rnvp":
+  if name == "xu_realnvp":
     prior.initialize(data)
   before, after = _fit(prior, data)
   # It moved: the fitted density explains the skewed sample clearly better than at the start.
@@ -168,7 +168,7 @@ def test_every_variable_is_collected_and_gets_a_finite_nonzero_gradient(name):
   assert collected == {id(v) for v in parts}
   assert all(isinstance(v, tf.Variable) for v in prior.variables)
 
-  if name == "rnvp":
+  if name == "xu_realnvp":
     prior.initialize(tf.random.stateless_normal([256, 5], [3, 3]) * 2.0 + 1.0)
   z = tf.random.stateless_normal([64, 5], [0, 1]) * 1.5
   with tf.GradientTape() as tape:
@@ -185,7 +185,7 @@ def test_one_joint_elbo_step_changes_every_variable(name):
   x = tf.cast(tf.random.stateless_uniform([16, 784], [4, 2]) < 0.3, tf.float32)
   model = VAE(latent_size=2, hidden_sizes=(8,))
   prior = _make(name)
-  if name == "rnvp":
+  if name == "xu_realnvp":
     prior.initialize(tf.random.stateless_normal([256, 2], [3, 3]))
   variables = model.trainable_variables + prior.trainable_variables
   before = [v.numpy().copy() for v in variables]
@@ -256,7 +256,7 @@ def test_build_prior_by_name(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_round_trip_into_a_fresh_prior(name, tmp_path):
   prior = _make(name, seed=1)
-  if name == "rnvp":
+  if name == "xu_realnvp":
     prior.initialize(_skewed_sample(256))
   for v in prior.trainable_variables:  # away from the initial values
     v.assign(v * 1.2 + 0.01)

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import TINY_BINDINGS
+from support import TINY_BINDINGS
 from tfp_priors import objectives
 from tfp_priors.models import VAE
 from tfp_priors.priors import LarsPrior, MAFPrior, XuRealNVPPrior, build_prior
 from trainers import run
 from tfp_priors.training import runner as runner_lib
 
-FLOWS = ["realnvp", "rnvp", "maf"]
+FLOWS = ["realnvp", "xu_realnvp", "maf"]
 
 
 @pytest.mark.parametrize("proposal", FLOWS)
@@ -60,6 +60,7 @@ def test_exact_sampling_over_a_maf_proposal_warns_with_its_expected_cost():
   assert out.samples.shape == (10, 4)
 
 
+@pytest.mark.slow
 def test_lars_over_realnvp_trains_evaluates_and_exports(tmp_path):
   gin.clear_config()
   run.parse_config(["lars_realnvp_vae"], TINY_BINDINGS + [

@@ -11,8 +11,8 @@ from scipy import stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from conftest import train_tiny
 from tfp_priors import objectives
+from tfp_priors import seeds
 from tfp_priors.models import VAE, ResampledOutputs
 from tfp_priors.models import base
 from tfp_priors.priors import StandardNormalPrior
@@ -133,10 +133,10 @@ def test_training_gradients_and_ignored_log_normalizer_gradient():
   with tf.GradientTape(persistent=True) as tape:
     terms, stats_ = objectives.elbo(model, prior, x, training=True, seed=seed)
     loss = -tf.reduce_mean(terms.elbo)
-    f, _ = model.training_forward(x, prior, seed=base.split_seed(seed)[0])
+    f, _ = model.training_forward(x, prior, seed=seeds.split_seed(seed)[0])
     with_factor = tf.reduce_sum(f.log_likelihood)
-    without = tf.reduce_sum(
-        model.base.forward(x, 1, seed=base.split_seed(base.split_seed(seed)[0])[0]).log_likelihood)
+    without = tf.reduce_sum(model.base.forward(
+        x, 1, seed=seeds.split_seed(seeds.split_seed(seed)[0])[0]).log_likelihood)
   grads = tape.gradient(loss, variables)
   assert all(g is not None for g in grads), [v.name for v, g in zip(variables, grads) if g is None]
   assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
@@ -150,7 +150,8 @@ def test_training_gradients_and_ignored_log_normalizer_gradient():
   assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in acceptance)
 
 
-def test_trains_evaluates_and_exports(tmp_path):
+@pytest.mark.slow
+def test_trains_evaluates_and_exports(train_tiny, tmp_path):
   results = train_tiny(tmp_path, "lars_outputs_vae.gin", [
       "train.num_steps = 20", "ResampledOutputs.hidden_sizes = (16,)",
       "ResampledOutputs.num_proposal_samples = 64",

@@ -12,6 +12,7 @@ import math
 
 import tensorflow as tf
 
+from tfp_priors import seeds
 from tfp_priors.models import base
 
 ElboTerms = collections.namedtuple("ElboTerms", ["elbo", "reconstruction", "kl"])
@@ -45,7 +46,7 @@ def elbo(model, prior, x, training=False, seed=None):
     (`ElboTerms` of [B] tensors in nats: elbo = reconstruction - kl, dict of prior and model
     statistics).
   """
-  seed_model, seed_prior = base.split_seed(seed)
+  seed_model, seed_prior = seeds.split_seed(seed)
   if training:
     # Models may have their own training-time estimates (LARS on outputs: Z by Algorithm 1).
     f, stats = model.training_forward(x, prior, seed=seed_model)
@@ -73,7 +74,7 @@ def aggregate_posterior_cross_entropy(model, prior, x, seed=None):
   Returns:
     ([B] nats, dict of prior statistics).
   """
-  seed_model, seed_prior = base.split_seed(seed)
+  seed_model, seed_prior = seeds.split_seed(seed)
   f = model.forward(x, 1, seed=seed_model)
   log_p, stats = prior.training_log_prob(f.z_top[0], f.log_posterior_top[0], seed=seed_prior)
   return -log_p, stats

@@ -9,6 +9,7 @@ workdir/checkpoints (`Trainer.checkpoint`: model=, prior=, ...; read by
 """
 import collections
 
+from tfp_priors.priors import canonical_name
 from tfp_priors.training import checkpointing
 from tfp_priors.training import workdir as workdir_lib
 
@@ -70,7 +71,7 @@ def load_run(workdir, error=ValueError, example_config="...", check=None, with_p
         checkpoint=checkpoint, workdir=workdir, reason=e,
         config=workdir_lib.path(workdir, workdir_lib.CONFIG))) from e
   prior_name = (prior.registry_name if with_prior
-                else workdir_lib.binding("build_prior.name", "normal"))
+                else canonical_name(workdir_lib.binding("build_prior.name", "normal")))
   return Run(workdir, model, prior, prior_name, data, data.name,
              workdir_lib.binding("make_datasets.data_dir", None),
              workdir_lib.binding("make_datasets.allow_download", True),
@@ -80,4 +81,4 @@ def load_run(workdir, error=ValueError, example_config="...", check=None, with_p
 def _build_prior(model):
   """The run's prior (`build_prior` with the parsed bindings) over the model's top latent."""
   from tfp_priors.priors import build_prior  # pylint: disable=g-import-not-at-top
-  return build_prior(model.latent_size, model=model)
+  return build_prior(model.latent_size, model=model, defer_state=True)  # restored next

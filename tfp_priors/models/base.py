@@ -87,8 +87,3 @@ def check_input(x, input_size):
   if x.shape.rank != 2 or (x.shape[-1] is not None and x.shape[-1] != input_size):
     raise ValueError(f"the model expects flat images of shape [batch, {input_size}]; got "
                      f"{x.shape}.")
-
-
-def split_seed(seed, n=2):
-  """n independent stateless seeds from one (or n Nones when seed is None)."""
-  return (None,) * n if seed is None else tfp.random.split_seed(seed, n)

@@ -27,6 +27,7 @@ import gin
 import tensorflow as tf
 
 from tfp_priors import distributions
+from tfp_priors import seeds
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.models import base
@@ -57,7 +58,7 @@ class DecodedPrior:
     """[*sample_shape, d + D] joint draws; the x part is in {0, 1}."""
     shape = tf.reshape(tf.convert_to_tensor(sample_shape, tf.int32), [-1])
     n = tf.reduce_prod(shape)
-    seed_z, seed_decode, seed_x = base.split_seed(
+    seed_z, seed_decode, seed_x = seeds.split_seed(
         seed if seed is not None else tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32),
         3)
     z = self.prior.sample(n, seed=seed_z)
@@ -152,7 +153,7 @@ class ResampledOutputs(latent_variable_model.LatentVariableModel):
     Returns:
       (`Forward` with [1, B] fields, {'output_normalizer', 'output_batch_normalizer'}).
     """
-    seed_model, seed_proposal = base.split_seed(seed)
+    seed_model, seed_proposal = seeds.split_seed(seed)
     f = self.base.forward(x, 1, seed=seed_model)
     draws = DecodedPrior(self.base, prior).sample(self.num_proposal_samples, seed=seed_proposal)
     x_s = tf.stop_gradient(draws[:, self.latent_size:])

@@ -1,41 +1,92 @@
 """The interface every trainable prior implements, and the registry of prior names."""
+import contextlib
+import threading
+
 import gin
 import tensorflow as tf
 
-_REGISTRY = {}
+_REGISTRY = {}  # registry name -> prior class
+_ALIASES = {}  # former registry name -> registry name (old configs and run directories)
+_DEFERRED = threading.local()  # .depth > 0 inside `deferred_state()`
 
 
-def register(name):
-  """Class decorator: makes a prior constructible by `build_prior(name, latent_size)`."""
+def register(name, aliases=()):
+  """Class decorator: makes a prior constructible by `build_prior(latent_size, name)`.
+
+  Args:
+    name: the registry name (the class's `registry_name`).
+    aliases: former names that `build_prior` and `canonical_name` still accept for it, so
+      that old gin configs and the config.gin of old run directories keep working.
+
+  Raises:
+    ValueError: a name or alias that is already taken.
+  """
   def wrap(cls):
+    for n in (name, *aliases):
+      if n in _REGISTRY or n in _ALIASES:
+        raise ValueError(f"the prior name {n!r} is already registered.")
     _REGISTRY[name] = cls
+    _ALIASES.update({alias: name for alias in aliases})
     cls.registry_name = name
     return cls
   return wrap
 
 
-@gin.configurable(denylist=["model"])
-def build_prior(latent_size, name="normal", model=None):
+def canonical_name(name):
+  """The registry name that `name` stands for: `name` itself, or the current name of a former
+  one (e.g. 'rnvp' -> 'xu_realnvp'). Compare names read from a config with a prior's
+  `registry_name` through it. Unknown names are returned unchanged."""
+  return _ALIASES.get(name, name)
+
+
+@contextlib.contextmanager
+def deferred_state():
+  """Priors constructed inside (in this thread) leave the state they can compute on first use
+  to that first use (`Prior.initialize_state`; LARS: the EMA's starting <Z>, a 2^14-sample
+  estimate) instead of computing it in the constructor.
+
+  For code that restores a prior from a checkpoint or calls `initialize(z)` before using it
+  (the trainer, the figures, the export), where the constructor's work is thrown away. The
+  numbers are the same either way: the first use computes what the constructor would have,
+  from the same, untouched weights and the same seed, and keeps a restored value.
+  """
+  _DEFERRED.depth = state_deferred_depth() + 1
+  try:
+    yield
+  finally:
+    _DEFERRED.depth -= 1
+
+
+def state_deferred_depth():
+  """How many `deferred_state()` contexts are open in this thread (0: none)."""
+  return getattr(_DEFERRED, "depth", 0)
+
+
+@gin.configurable(denylist=["model", "defer_state"])
+def build_prior(latent_size, name="normal", model=None, defer_state=False):
   """Builds the prior registered under `name` over a latent of size `latent_size`.
 
-  Other constructor arguments come from gin (e.g. `LarsPrior.truncation = 100`). Priors whose
-  class sets `requires_model = True` (VampPrior: it encodes pseudo-inputs with the model's
-  encoder) are also given `model=model`.
+  `name` may also be a former name of a prior (`register`'s aliases, e.g. 'rnvp' for
+  'xu_realnvp'). Other constructor arguments come from gin (e.g. `LarsPrior.truncation = 100`).
+  Priors whose class sets `requires_model = True` (VampPrior: it encodes pseudo-inputs with
+  the model's encoder) are also given `model=model`. `defer_state=True` constructs it inside
+  `deferred_state()` (a caller that restores or `initialize`s the prior next).
 
   Raises:
     ValueError: for an unknown name (the message lists the registered ones), or a prior that
       needs the model when `model` is None.
   """
+  name = canonical_name(name)
   if name not in _REGISTRY:
     raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
                      f"Set e.g. build_prior.name = 'lars' in the gin config.")
   cls = _REGISTRY[name]
-  if cls.requires_model:
-    if model is None:
-      raise ValueError(f"the prior {name!r} is built from the model's encoder; call "
-                       f"build_prior(latent_size, name={name!r}, model=model).")
-    return cls(latent_size=latent_size, model=model)
-  return cls(latent_size=latent_size)
+  if cls.requires_model and model is None:
+    raise ValueError(f"the prior {name!r} is built from the model's encoder; call "
+                     f"build_prior(latent_size, name={name!r}, model=model).")
+  kwargs = {"model": model} if cls.requires_model else {}
+  with deferred_state() if defer_state else contextlib.nullcontext():
+    return cls(latent_size=latent_size, **kwargs)
 
 
 class Prior(tf.Module):
@@ -69,6 +120,14 @@ class Prior(tf.Module):
   def distribution(self):
     """Returns a `tfd.Distribution` with event shape [latent_size]."""
     raise NotImplementedError
+
+  def initialize_state(self):
+    """Computes the state that a constructor inside `deferred_state()` left to first use
+    (LARS: the EMA's starting value <Z>_0). Priors with such state call it themselves on
+    first use (also inside a `tf.function` or a tf.distribute replica step), so an explicit
+    call only moves the cost to a chosen moment; a no-op by default and once done. Returns
+    self."""
+    return self
 
   def initialize(self, z):
     """Data-dependent initialisation from posterior samples z [N, d] (e.g. ActNorm, Kingma &

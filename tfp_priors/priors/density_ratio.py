@@ -24,8 +24,8 @@ import tensorflow_probability as tfp
 from tfp_priors import distributions
 from tfp_priors import objectives
 from tfp_priors import replicas
+from tfp_priors import seeds
 from tfp_priors.estimators import normalizer as normalizer_lib
-from tfp_priors.models import base as model_base
 from tfp_priors.nets import MLP
 from tfp_priors.priors import base
 
@@ -150,7 +150,7 @@ class DensityRatioPrior(base.Prior):
     Returns:
       (loss scalar in nats, {'nce_loss', 'jensen_shannon', 'classifier_accuracy'}).
     """
-    seed_q, seed_b = model_base.split_seed(seed)
+    seed_q, seed_b = seeds.split_seed(seed)
     z_data = tf.stop_gradient(replicas.sample_diagonal_normal(model.encode_top(x), seed_q))
     z_noise = tf.stop_gradient(replicas.replica_rows(
         lambda m: self.base.distribution().sample(m, seed=seed_b), tf.shape(z_data)[0]))
@@ -314,7 +314,7 @@ class ImplicitPrior(DensityRatioPrior):
   def sample(self, num_samples, seed=None):
     """Ancestral samples of the aggregate posterior: n ~ U{1..N_bank}, z ~ q(z|x_n); SIR
     from N(0, I) exp(T) while the bank is empty. Returns [num_samples, d]."""
-    seed_n, seed_z = model_base.split_seed(seed)
+    seed_n, seed_z = seeds.split_seed(seed)
     count = tf.maximum(self.bank_count, 1)
 
     def from_bank():

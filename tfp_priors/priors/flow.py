@@ -2,7 +2,8 @@
 
 p(z) = N(w; 0, I) |det dw/dz| with w = g^{-1}(z) (change of variables, Dinh et al. 2017). The
 subclasses (`RealNVPPrior`, `XuRealNVPPrior`, `MAFPrior`) only build the bijector g; this
-module holds what they share: the base class, the coupling network and seeding helpers.
+module holds what they share: the base class, the coupling network and its seeded
+initialiser (seeds from `tfp_priors.seeds.derive_seed`).
 
 Direction convention: `FlowPrior.bijector` maps base noise w to latents z (its `forward` is
 used by `sample`, its `inverse` by `log_prob`).
@@ -17,17 +18,13 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tfp_priors import seeds
 from tfp_priors.bijectors import caching
 from tfp_priors.nets import MLP
 from tfp_priors.priors import base
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
-
-
-def derive_seed(seed, *keys):
-  """A deterministic int seed for the sub-component `keys` of a prior seeded with `seed`."""
-  return int(np.random.SeedSequence([int(seed), *[int(k) for k in keys]]).generate_state(1)[0])
 
 
 def permute(permutation, name="permute"):
@@ -48,7 +45,7 @@ def glorot_uniform_sequence(seed):
 
   def initializer(shape, dtype=None, **kwargs):
     del kwargs
-    init = tf_keras.initializers.GlorotUniform(seed=derive_seed(seed, calls[0]))
+    init = tf_keras.initializers.GlorotUniform(seed=seeds.derive_seed(seed, calls[0]))
     calls[0] += 1
     return init(shape, dtype=dtype or tf.float32)
 

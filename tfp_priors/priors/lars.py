@@ -27,6 +27,21 @@ class LarsPrior(base.Prior):
   <Z> of Algorithm 1 (`moving_average`) and, once evaluated, a high-accuracy estimate
   `evaluation_log_normalizer` (NaN until `estimate_log_normalizer` ran). `distribution()` uses
   the evaluation estimate when present, else the EMA.
+
+  The EMA's starting value <Z>_0 is a 2^14-sample estimate of Z (seed 0) for the constructed
+  a(z) and proposal (`initialize_state`). The constructor computes it, so that a prior built
+  directly is complete at once (its `variables` hold <Z>_0). Built inside
+  `base.deferred_state()` (`build_prior(..., defer_state=True)`) the constructor is light: it
+  builds the variables only, `moving_average` holds NaN ("no <Z> yet"), and
+  `training_log_prob` and `log_normalizer` (hence `distribution()` and sampling) call
+  `initialize_state()` on first use, also while tracing a `tf.function`. That is for callers
+  that never need <Z>_0: the trainer's `initialize(z)` re-estimates <Z> before the first step
+  of a fresh run, and a resumed run, the figures and the export restore it (the estimate over
+  Xu's K = 20 RealNVP proposal takes seconds on a CPU). The first use gets the <Z>_0 the
+  constructor would have computed (same samples, same untouched weights: nothing trains them
+  before a first use) and keeps a value already in `moving_average` (restored, assigned, or
+  set by `initialize`); only weights assigned by hand before the first use give the <Z>_0 of
+  the assigned weights.
   """
 
   has_acceptance_function = True
@@ -63,10 +78,12 @@ class LarsPrior(base.Prior):
     self.acceptance_net = MLP(latent_size, hidden_sizes, 1, activation="tanh",
                               name="acceptance")
     # Under tf.distribute each replica assigns its batch's value; MEAN aggregation makes the
-    # stored <Z> the mean over the global batch, identical on every replica.
-    self.moving_average = tf.Variable(self._initial_normalizer(), trainable=False,
-                                      aggregation=tf.VariableAggregation.MEAN,
-                                      name="ema_normalizer")
+    # stored <Z> the mean over the global batch, identical on every replica. NaN: no <Z> yet
+    # (deferred: `initialize_state` sets <Z>_0 on first use).
+    self._state_pending = base.state_deferred_depth() > 0
+    self.moving_average = tf.Variable(
+        math.nan if self._state_pending else self._initial_normalizer(), trainable=False,
+        aggregation=tf.VariableAggregation.MEAN, name="ema_normalizer")
     self.evaluation_log_normalizer = tf.Variable(math.nan, trainable=False,
                                                  aggregation=tf.VariableAggregation.MEAN,
                                                  name="evaluation_log_normalizer")
@@ -77,11 +94,28 @@ class LarsPrior(base.Prior):
     return float(normalizer_lib.estimate_log_normalizer(
         self.proposal.distribution(), self.log_acceptance, 2**14, seed=0).normalizer)
 
+  def initialize_state(self):
+    """Sets the EMA's starting value <Z>_0 = `_initial_normalizer()` if the constructor left
+    it to first use (`base.deferred_state()`) and `moving_average` holds no value yet (none
+    restored from a checkpoint, assigned, or set by `initialize`).
+
+    Called on first use by `training_log_prob` and `log_normalizer` (also while tracing a
+    `tf.function`: the estimate runs eagerly, outside the graph); a no-op when the
+    constructor computed <Z>_0, and once done. Returns self.
+    """
+    if self._state_pending:
+      with tf.init_scope():
+        if math.isnan(float(self.moving_average.numpy())):
+          self.moving_average.assign(self._initial_normalizer())
+        self._state_pending = False
+    return self
+
   def initialize(self, z):
     """Initialises the proposal on posterior samples z [N, d] (e.g. a flow's ActNorm) and
     restarts the EMA <Z> from the initialised proposal."""
     self.proposal.initialize(z)
     self.moving_average.assign(self._initial_normalizer())
+    self._state_pending = False
 
   def log_acceptance(self, z):
     """log a(z) = log sigmoid(MLP(z)): z [..., d] -> [...], nats, <= 0."""
@@ -89,6 +123,7 @@ class LarsPrior(base.Prior):
 
   def log_normalizer(self):
     """The log Z used by `distribution()`: evaluation estimate if present, else log <Z>."""
+    self.initialize_state()
     ev = self.evaluation_log_normalizer
     return tf.where(tf.math.is_finite(ev), ev, tf.math.log(self.moving_average))
 
@@ -108,6 +143,7 @@ class LarsPrior(base.Prior):
     Returns:
       (log_prob [R] nats, {'normalizer', 'log_normalizer', 'batch_normalizer'}).
     """
+    self.initialize_state()
     proposal = self.proposal.distribution()
     # Under tf.distribute each replica evaluates its share of the S samples (Z_S is summed
     # over replicas in the EMA estimate).

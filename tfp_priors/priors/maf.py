@@ -10,6 +10,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras
 
+from tfp_priors import seeds
 from tfp_priors.priors import base
 from tfp_priors.priors import flow
 
@@ -52,7 +53,7 @@ class MAFPrior(flow.FlowPrior):
     if not hidden_sizes:
       raise ValueError("MADE needs at least one hidden layer (hidden_sizes is empty).")
     d = self.latent_size
-    rng = np.random.default_rng(flow.derive_seed(seed, 0))
+    rng = np.random.default_rng(seeds.derive_seed(seed, 0))
     self.made_networks, self.blocks, self.permutations = [], [], []
     steps = []  # in the w -> z order
     for k in range(int(num_blocks)):
@@ -61,7 +62,7 @@ class MAFPrior(flow.FlowPrior):
         steps.append(self.permutations[-1])
       made = tfb.AutoregressiveNetwork(
           params=2, event_shape=[d], hidden_units=list(hidden_sizes), activation=activation,
-          kernel_initializer=flow.glorot_uniform_sequence(flow.derive_seed(seed, 1, k)),
+          kernel_initializer=flow.glorot_uniform_sequence(seeds.derive_seed(seed, 1, k)),
           name=f"made_{k}")
       made(tf.zeros([1, d]))  # Builds the network: its variables exist from here on.
       output_layer = [l for l in made._network.layers  # pylint: disable=protected-access

@@ -245,8 +245,16 @@ class VampPrior(base.Prior):
     weights = pixels if pseudo_input_activation == "hardtanh" else np.log(pixels / (1 - pixels))
     self.pseudo_input_weights = tf.Variable(weights.astype(np.float32),
                                             name="pseudo_input_weights")
-    encoded_size = self._encode(self.pseudo_inputs()[:1]).event_shape[-1]
-    if encoded_size != self.latent_size:
+    # The encoder's latent size: the model's declared `latent_size` (d of z_top), so the
+    # constructor runs no encoder pass; one pseudo-input is encoded only for a model that
+    # declares none. `distribution()` checks the encoder's actual output.
+    encoded_size = getattr(model, "latent_size", None)
+    if encoded_size is None:
+      encoded_size = self._encode(self.pseudo_inputs()[:1]).event_shape[-1]
+    self._check_encoded_size(encoded_size)
+
+  def _check_encoded_size(self, encoded_size):
+    if encoded_size is not None and int(encoded_size) != self.latent_size:
       raise ValueError(f"the model's encoder gives latents of size {encoded_size}, the "
                        f"VampPrior was built for latent_size = {self.latent_size}.")
 
@@ -264,11 +272,13 @@ class VampPrior(base.Prior):
     batch [], event [d]; log_prob(z) = logsumexp_k log q(z|u_k) - log K nats.
 
     Raises:
-      ValueError: the encoder's output is not a batch of K d-dimensional distributions.
+      ValueError: the encoder's output is not a batch of K d-dimensional distributions, or
+        its d is not latent_size.
     """
     components = self._encode(self.pseudo_inputs())
     if components.event_shape.rank != 1 or components.batch_shape.rank != 1:
       raise ValueError(f"encode_top must return batch [K], event [d]; got batch "
                        f"{components.batch_shape}, event {components.event_shape}.")
+    self._check_encoded_size(components.event_shape[-1])
     return DiagonalGaussianMixture(
         tfd.Categorical(logits=tf.zeros([self.num_pseudo_inputs])), components)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors import seeds
 from tfp_priors.priors import base
 from tfp_priors.priors import flow
 
@@ -60,7 +61,7 @@ class RealNVPPrior(flow.FlowPrior):
     if int(num_couplings) < 1:
       raise ValueError(f"num_couplings must be >= 1, got {num_couplings}.")
     d, num_masked = self.latent_size, self.latent_size // 2
-    rng = np.random.default_rng(flow.derive_seed(seed, 0))
+    rng = np.random.default_rng(seeds.derive_seed(seed, 0))
     self.nets, self.couplings, self.permutations = [], [], []
     steps = []  # in the w -> z order
     for k in range(int(num_couplings)):
@@ -69,7 +70,7 @@ class RealNVPPrior(flow.FlowPrior):
                                               name=f"permute_{k}"))
         steps.append(self.permutations[-1])
       self.nets.append(flow.CouplingNet(num_masked, d - num_masked, hidden_sizes, activation,
-                                        output_scale, seed=flow.derive_seed(seed, 1, k),
+                                        output_scale, seed=seeds.derive_seed(seed, 1, k),
                                         name=f"shift_and_log_scale_{k}"))
       self.couplings.append(tfb.RealNVP(num_masked=num_masked,
                                         shift_and_log_scale_fn=self.nets[-1],

@@ -10,12 +10,16 @@ Prior of Variational Auto-Encoder", appendix B.2 ("Real NVP"), flow depth K = 20
 
 p(z) = N(f(z); 0, I) |det df/dz|. InvertibleDense and ActNorm are Glow's (Kingma & Dhariwal
 2018); ActNorm is initialised from data (`initialize`).
+
+Registry name 'xu_realnvp' (its former name 'rnvp' is still accepted by `build_prior`); not
+LARS C.2's RealNVP, which is 'realnvp' (`RealNVPPrior`).
 """
 import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors import bijectors
+from tfp_priors import seeds
 from tfp_priors.priors import base
 from tfp_priors.priors import flow
 
@@ -39,7 +43,7 @@ class SigmoidAffine(tf.Module):
 
 
 @gin.configurable
-@base.register("rnvp")
+@base.register("xu_realnvp", aliases=("rnvp",))
 class XuRealNVPPrior(flow.FlowPrior):
   """p(z) = N(f(z); 0, I) |det df/dz| with f: z -> w the K blocks of Xu et al. (B.2).
 
@@ -75,11 +79,11 @@ class XuRealNVPPrior(flow.FlowPrior):
     self.flow_depth = int(flow_depth)
     self.blocks, self.coupling_nets = [], []
     for k in range(self.flow_depth):
-      dense = bijectors.invertible_dense(d, seed=flow.derive_seed(seed, 0, k),
+      dense = bijectors.invertible_dense(d, seed=seeds.derive_seed(seed, 0, k),
                                          name=f"invertible_dense_{k}")
       net = flow.CouplingNet(num_masked, d - num_masked, (hidden_size,), tf.nn.leaky_relu,
                              output_scale, output_bias=(scale_bias_init, 0.0),
-                             seed=flow.derive_seed(seed, 1, k),
+                             seed=seeds.derive_seed(seed, 1, k),
                              name=f"coupling_net_{k}")
       self.coupling_nets.append(net)
       coupling = tfb.RealNVP(num_masked=num_masked,

@@ -8,6 +8,7 @@ import re
 
 import tensorflow as tf
 
+from tfp_priors.priors import base as prior_base
 from tfp_priors.training import workdir as workdir_lib
 
 
@@ -108,8 +109,9 @@ _PRIOR_BINDING = re.compile(r"""^build_prior\.name\s*=\s*['"]([\w.-]+)['"]\s*$""
 def pretrained_prior_name(workdir):
   """The registry name of the prior a run trained with, from the workdir's config.gin.
 
-  The file is read as text, never executed: the last `build_prior.name` binding, or
-  'normal' (build_prior's default) when there is none.
+  The file is read as text, never executed: the last `build_prior.name` binding (a former
+  name, e.g. 'rnvp', as its current one), or 'normal' (build_prior's default) when there is
+  none.
 
   Raises:
     PretrainedModelError: the workdir has no readable config.gin.
@@ -124,7 +126,7 @@ def pretrained_prior_name(workdir):
         f"unreadable ({e.__class__.__name__}). Point pretrained_workdir at a workdir of "
         f"trainers.run, which writes config.gin.") from e
   names = _PRIOR_BINDING.findall(text)
-  return names[-1] if names else "normal"
+  return prior_base.canonical_name(names[-1]) if names else "normal"
 
 
 def load_pretrained_model(model, workdir, prior=None):
