@@ -11,6 +11,7 @@ import tf_keras
 
 from tfp_priors import seeds
 from tfp_priors.models import VAE
+from tfp_priors.models import LatentVariableModel
 from tfp_priors.priors import (LarsPrior, NCPPrior, RealNVPPrior, VampPrior, XuRealNVPPrior,
                                base, build_prior, canonical_name, deferred_state)
 from tfp_priors.training import checkpointing
@@ -176,10 +177,12 @@ def test_a_deferred_lars_keeps_a_restored_ema_and_initialize_sets_it(tmp_path):
   assert not prior._state_pending  # pylint: disable=protected-access
 
 
-class _CountingEncoder:
-  """A model whose encode_top counts its calls; `latent_size` as declared (or absent)."""
+class _CountingEncoder(LatentVariableModel):
+  """A model whose encode_top counts its calls; `latent_size` as declared (or not declared:
+  the base class's None)."""
 
   def __init__(self, model, declared_latent_size="same"):
+    super().__init__()
     self.model, self.calls, self.input_size = model, 0, model.input_size
     if declared_latent_size == "same":
       self.latent_size = model.latent_size

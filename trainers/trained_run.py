@@ -60,7 +60,7 @@ def load_run(workdir, error=ValueError, example_config="...", check=None, with_p
   checkpoint = workdir_lib.open_run(workdir, error, example_config)
   workdir = str(workdir)
   data = pipelines.make_datasets()
-  model = workdir_lib.model_fn()(train_mean=data.train_mean)
+  model = workdir_lib.model_fn()(input_size=data.event_size, train_mean=data.train_mean)
   if check is not None:
     check(model, data)
   prior = _build_prior(model) if with_prior else None

@@ -68,15 +68,55 @@ def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation)
 class Resampled(tfd.Distribution):
   """Learned accept/reject (LARS) distribution over any proposal.
 
-  p_inf(z) = pi(z) a(z) / Z  (Eq. 3),
-  p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z),  alpha_T = (1 - Z)^(T-1)  (Eq. 4).
-
+  A `tfd.Distribution` that resamples a proposal pi by an acceptance function a(z) in [0, 1]
+  (Bauer & Mnih 2019), truncated after T proposals (default T = 100) or untruncated (None).
+  Pure math, no training state: `LarsPrior.distribution()` builds one from its variables.
   `sample` is exact (truncated) rejection sampling; `log_prob` needs log Z, either given
   (`log_normalizer`, e.g. the training EMA or a 10^10-sample evaluation estimate) or estimated
   at construction with `num_normalizer_samples` proposal samples (Eq. A.17).
 
   Shapes: the proposal has scalar batch shape and event shape [d]; `log_prob(z)` takes
   z [..., d] and returns [...] nats; `sample(n)` returns [n, d].
+
+  Raises:
+    ValueError: if truncation < 1 or not an integer, or the proposal's event shape is not
+      rank 1 or its batch shape not scalar (in the constructor); `log_prob` of a z whose last
+      axis is not d.
+    tf.errors.InvalidArgumentError: an untruncated draw used up its budget of proposals
+      (`sample_with_acceptance_rate`).
+
+  #### Mathematical details
+
+  ```none
+  p_inf(z) = pi(z) a(z) / Z,  Z = int pi(z) a(z) dz                              (Eq. 3 / A.7),
+  p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z),  alpha_T = (1 - Z)^(T-1)  (Eq. 4 / A.14).
+  ```
+
+  p_T is the density of rejection sampling that accepts the T-th proposal if the T - 1
+  before it were rejected (appendix A.2): T = 1 is the proposal itself, T -> inf gives
+  p_inf; the expected number of proposals per sample is (1 - (1 - Z)^T) / Z <= T. log_prob is
+  computed in log space (`resampled_log_prob`); a per-datapoint Z >= 1 (Algorithm 1's Z_r can
+  exceed the true Z) takes alpha_T = 0. Z = 1/S sum_s a(z_s), z_s ~ pi (Eq. 5 / A.17).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.distributions import Resampled
+
+  proposal = tfd.MultivariateNormalDiag(loc=tf.zeros(2))
+  resampled = Resampled(proposal, lambda z: tf.math.log_sigmoid(3.0 * z[..., 0]),
+                        truncation=10, num_normalizer_samples=2**12)
+  samples = resampled.sample(200, seed=[0, 1])
+  log_p = resampled.log_prob(samples)
+  assert samples.shape == (200, 2) and log_p.shape == (200,)
+  assert float(tf.reduce_mean(samples[:, 0])) > 0.0
+  ```
+
+  #### References
+
+  [1]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
   """
 
   def __init__(self, proposal, log_acceptance_fn, truncation=100, log_normalizer=None,

@@ -47,10 +47,56 @@ def _logit_of_mean(train_mean, size):
 
 @gin.configurable
 class GatedVAE(latent_variable_model.LatentVariableModel):
-  """Single-latent-layer VAE with gated MLPs (Takahashi Sec. 5.2). The prior is separate.
+  """Single-latent-layer VAE with gated MLPs of Takahashi et al. (2019, Sec. 5.2).
 
-  Same interface as `models.VAE`: `forward`, `encode_top`, `posterior_mean`, `decode`,
-  `latent_size`, `input_size`.
+  q(z|x) = N(mu, sigma) from GatedMLP[D - 500 - 500 - 2d]; p(x|z) Bernoulli with logits
+  GatedMLP[d - 500 - 500 - D] (`likelihood='bernoulli'`: OneHot, MNIST), or Gaussian with a
+  sigmoid mean in [0, 1] and a log variance clipped to `log_variance_range`
+  (`likelihood='gaussian'`: Frey Faces; see the module docstring for the range). Hidden layers
+  are gated linear units (Dauphin et al. 2017). The prior is separate.
+
+  Same interface as `models.VAE`: `forward` (x [B, D] -> `base.Forward` with [K, B] fields in
+  nats; for 'gaussian' log p(x|z) is a density and can be positive), `encode_top`,
+  `posterior_mean`, `decode` (means of p(x|z) [N, D] in [0, 1]), `latent_size`, `input_size`.
+
+  Raises:
+    ValueError: unknown likelihood, input_size different from len(train_mean), an empty or
+      reversed log_variance_range or an initial_log_variance outside it; `forward` of an x
+      that is not [B, input_size].
+
+  #### Mathematical details
+
+  Gated hidden layers h = (W x + b) * sigmoid(V x + c) (Dauphin et al. 2017), and for the
+  Gaussian likelihood
+
+  ```none
+  log p(x|z) = sum_i -0.5 (log(2 pi) + log_variance_i + (x_i - mean_i)^2 / variance_i).
+  ```
+
+  The VAE trains by the ELBO, or with the implicit optimal prior by Takahashi Eq. 19.
+
+  #### Examples
+
+  ```python
+  from tfp_priors.models import GatedVAE
+
+  model = GatedVAE(input_size=4, latent_size=2, hidden_sizes=(8,), likelihood="gaussian")
+  x = tf.random.stateless_uniform([3, 4], seed=[0, 1])
+  forward = model.forward(x, 2, seed=[1, 2])
+  means = model.decode(tf.zeros([5, 2]))
+  assert forward.log_likelihood.shape == (2, 3) and means.shape == (5, 4)
+  assert np.all((means >= 0.0) & (means <= 1.0))
+  ```
+
+  #### References
+
+  [1]: Hiroshi Takahashi, Tomoharu Iwata, Yuki Yamanaka, Masanori Yamada, Satoshi Yagi.
+       Variational Autoencoder with Implicit Optimal Priors. In _AAAI Conference on
+       Artificial Intelligence_, 2019. https://arxiv.org/abs/1809.05284
+
+  [2]: Yann N. Dauphin, Angela Fan, Michael Auli, David Grangier. Language Modeling with Gated
+       Convolutional Networks. In _International Conference on Machine Learning (ICML)_,
+       2017. https://arxiv.org/abs/1612.08083
   """
 
   def __init__(self, input_size=None, latent_size=40, hidden_sizes=(500, 500),

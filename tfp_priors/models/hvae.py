@@ -45,10 +45,56 @@ def _mlp_merge(size_a, size_b, hidden, output_size, output_bias_initializer="zer
 
 @gin.configurable
 class HVAE(latent_variable_model.LatentVariableModel):
-  """Two-latent-layer VAE; z_top = z2.
+  """Two-latent-layer VAE of the LARS paper (Bauer & Mnih, appendix C.2, "HVAE (L = 2)").
+
+  Generative p(z2) p(z1|z2) p(x|z1, z2), inference q(z2|x) q(z1|x, z2) (Tomczak & Welling's
+  structure with plain tanh MLPs, see the module docstring); z_top = z2, the latent the
+  learned prior models, while p(z1|z2) belongs to the model. Bernoulli likelihood; d = 50 per
+  latent layer and hidden_size = 300 by default.
 
   The four networks come from `_networks`, which subclasses with other architectures (e.g.
-  `ConvHVAE`) override; forward, decode and the hierarchical-NCP pieces are shared.
+  `ConvHVAE`) override; forward, decode and the hierarchical-NCP pieces
+  (`has_lower_latent_group`: `posterior_lower`, `conditional_prior`, `prior_context`,
+  `likelihood_mean`) are shared.
+
+  Shapes: `forward(x [B, D], K)` -> `base.Forward` with [K, B] fields in nats, z_top
+  [K, B, d], z_rest (z1) [K, B, d]; `decode(z2 [N, d])` samples z1 ~ p(z1|z2) and returns
+  pixel probabilities [N, D].
+
+  Raises:
+    ValueError: `forward` of an x that is not [B, input_size].
+
+  #### Mathematical details
+
+  ```none
+  ELBO(x) = E_q[log p(x|z1, z2) + log p(z2) + log p(z1|z2) - log q(z2|x) - log q(z1|x, z2)],
+  ```
+
+  with log p(z2) from the prior and the other terms in `base.Forward` (log_posterior_top,
+  log_posterior_rest, log_prior_rest, log_likelihood).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.models import HVAE
+
+  model = HVAE(input_size=16, latent_size=2, hidden_size=8)
+  x = tf.cast(tf.random.stateless_uniform([4, 16], seed=[0, 1]) < 0.5, tf.float32)
+  forward = model.forward(x, 3, seed=[1, 2])
+  assert forward.z_top.shape == (3, 4, 2) and forward.z_rest.shape == (3, 4, 2)
+  assert forward.log_prior_rest.shape == (3, 4) and model.has_lower_latent_group
+  assert model.decode(tf.zeros([5, 2]), seed=[2, 3]).shape == (5, 16)
+  ```
+
+  #### References
+
+  [1]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
+
+  [2]: Jakub M. Tomczak, Max Welling. VAE with a VampPrior. In _International Conference on
+       Artificial Intelligence and Statistics (AISTATS)_, 2018.
+       https://arxiv.org/abs/1705.07120
   """
 
   has_lower_latent_group = True

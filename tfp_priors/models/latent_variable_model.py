@@ -8,13 +8,27 @@ import tensorflow as tf
 
 
 class LatentVariableModel(tf.Module):
-  """A VAE-like model p(x, z) = p(z_top) p(z_rest | z_top) p(x | z) with encoder q(z | x).
+  """The contract of every latent variable model: p(x, z) with an encoder q(z | x).
 
-  The learned prior (`tfp_priors.priors.Prior`) models the top latent z_top [.., d]; the
-  rest of the hierarchy (the HVAE's z1) belongs to the model. Subclasses set
-  `input_size` (D, pixels of a flat image) and `latent_size` (d) and implement `forward`,
-  `encode_top`, `posterior_mean` and `decode`. The other methods have defaults that fit every
-  model whose likelihood is its own (only `ResampledOutputs` overrides them).
+  A VAE-like model p(x, z) = p(z_top) p(z_rest | z_top) p(x | z) with encoder q(z | x). The
+  learned prior (`tfp_priors.priors.Prior`) models the top latent z_top [.., d]; the rest of
+  the hierarchy (the HVAE's z1) belongs to the model. Subclasses set `input_size` (D, pixels
+  of a flat image) and `latent_size` (d) and implement `forward`, `encode_top`,
+  `posterior_mean` and `decode`. Their constructors take `input_size=` and `train_mean=` (the
+  mean training image [D] or None): the trainer passes the data's event size and mean, so
+  configs do not repeat the input size. The other methods have defaults that fit every model
+  whose likelihood is its own (only `ResampledOutputs` overrides them). `forward(x [B, D], K)`
+  returns a `tfp_priors.models.Forward` with z_top [K, B, d] and [K, B] log densities in nats.
+
+  #### Mathematical details
+
+  The objectives combine the model's `Forward` with the prior's log p(z_top), z ~ q(z|x):
+
+  ```none
+  ELBO(x) = log p(x|z) + log p(z_top) + log p(z_rest|z_top) - log q(z_top|x)
+            - log q(z_rest|x, z_top)                      (Bauer & Mnih, Eq. 1),
+  IWAE_K(x) = log 1/K sum_k exp(ELBO terms of sample k)   (Burda et al. 2016).
+  ```
 
   #### Examples
 
@@ -22,10 +36,23 @@ class LatentVariableModel(tf.Module):
   from tfp_priors import objectives
   from tfp_priors.models import VAE
   from tfp_priors.priors import build_prior
-  model = VAE(latent_size=2)
-  prior = build_prior(model.latent_size, name='lars')
-  terms, _ = objectives.elbo(model, prior, tf.zeros([8, 784]), seed=[0, 1])  # [8] nats
+
+  model = VAE(input_size=16, latent_size=2, hidden_sizes=(8,))
+  prior = build_prior(model.latent_size, name="lars")
+  terms, _ = objectives.elbo(model, prior, tf.zeros([8, 16]), seed=[0, 1])
+  np.testing.assert_allclose(terms.elbo, terms.reconstruction - terms.kl, rtol=1e-5)
+  assert terms.elbo.shape == (8,)
   ```
+
+  #### References
+
+  [1]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
+
+  [2]: Yuri Burda, Roger Grosse, Ruslan Salakhutdinov. Importance Weighted Autoencoders. In
+       _International Conference on Learning Representations (ICLR)_, 2016.
+       https://arxiv.org/abs/1509.00519
   """
 
   input_size = None   # D

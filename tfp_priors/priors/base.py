@@ -90,11 +90,56 @@ def build_prior(latent_size, name="normal", model=None, defer_state=False):
 
 
 class Prior(tf.Module):
-  """A trainable prior p(z) over z in R^d.
+  """A trainable prior p(z) over z in R^d, the base class of every registered prior.
 
-  Every prior owns its variables and builds a `tfd.Distribution` (`distribution()`), used for
+  Every prior owns its variables (a `tf.Module`: `trainable_variables` and checkpoints reach
+  them) and builds a `tfd.Distribution` (`distribution()`, event shape [latent_size]), used for
   evaluation, sampling and export. Training goes through `training_log_prob`, the single place
-  where a prior may need more than `log_prob` (LARS: Algorithm 1's EMA estimate of Z).
+  where a prior may need more than `log_prob` (LARS: Algorithm 1's EMA estimate of Z). Log
+  densities are in nats. The class attributes `requires_model`, `symmetric`,
+  `has_acceptance_function`, `has_noise_contrastive_loss` and `console_statistics` declare
+  capabilities that the trainer, the export and the figures read instead of probing methods.
+
+  A subclass implements `distribution()`; every other method has a default.
+
+  Raises:
+    ValueError: latent_size < 1 (in the constructor).
+
+  #### Mathematical details
+
+  The prior enters the ELBO of a VAE (Bauer & Mnih, Eq. 1) through the single-sample KL
+  estimate log q(z|x) - log p(z) (Bauer & Mnih, appendix A.4):
+
+  ```none
+  ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)),
+  ```
+
+  and maximising it over the prior minimises KL(q(z) || p(z)) to the aggregate posterior
+  q(z) = E_x q(z|x) (Bauer & Mnih, Eq. 2). `training_log_prob(z, log_posterior)` returns
+  log p(z) [R] for one posterior sample per datapoint; `latent_log_prob(forward)` returns
+  log p(z_top) + log p(z_rest | z_top) [K, B] for the evaluation.
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import Prior
+
+  class LaplacePrior(Prior):
+
+    def distribution(self):
+      return tfd.Independent(tfd.Laplace(tf.zeros([self.latent_size]), 1.0), 1)
+
+  prior = LaplacePrior(latent_size=3)
+  z = prior.sample(5, seed=[0, 1])
+  log_p, statistics = prior.training_log_prob(z, log_posterior=tf.zeros([5]))
+  assert z.shape == (5, 3) and log_p.shape == (5,) and statistics == {}
+  ```
+
+  #### References
+
+  [1]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
   """
 
   def __init__(self, latent_size, name=None):

@@ -67,10 +67,71 @@ def jensen_shannon(loss):
 
 
 class DensityRatioPrior(base.Prior):
-  """p(z) = b(z) exp(T(z)) / Z; shared by NCP and the implicit optimal prior.
+  """Base class of the priors reweighted by a learned density ratio (NCP, implicit prior).
+
+  p(z) = b(z) exp(T(z)) / Z over a base prior b (`base`, a `Prior`), with T the logit of a
+  binary classifier (`classifier`, an MLP[d - hidden - 1] with optional dropout).
+  `distribution()` is a `distributions.Reweighted` (event shape [latent_size]; log_prob:
+  z [..., d] -> [...] nats; SIR `sample` with M = `num_proposals`, `sample_langevin`,
+  `energy`). Subclasses implement `log_normalizer()` (nats): NCP estimates log Z, the implicit
+  prior takes it as 0.
 
   Variables: the base prior's (trained in stage one / by the VAE, never by NCE) and the
-  classifier T's (trained only by `noise_contrastive_loss`, see `objective_variables`).
+  classifier T's (trained only by `noise_contrastive_loss`, see `objective_variables`), and a
+  non-trainable `evaluation_log_normalizer` (NaN until estimated).
+
+  Raises:
+    ValueError: num_proposals < 1, a base prior of another latent size.
+
+  #### Mathematical details
+
+  The classifier D(z) = sigmoid(T(z)) is trained by noise contrastive estimation to tell
+  aggregate-posterior samples z ~ q(z) (label 1) from base samples z ~ b(z) (label 0),
+  Aneja et al. Eq. 3 (Takahashi et al. Eq. 13 and 20, negated):
+
+  ```none
+  L = -E_q(z)[log D(z)] - E_b(z)[log(1 - D(z))],
+  ```
+
+  minimised at D*(z) = q(z) / (q(z) + b(z)), i.e. T*(z) = log q(z) - log b(z) (Aneja Sec. 4.2;
+  Takahashi Eq. 12 and 14), so that b(z) exp(T*(z)) = q(z). At the optimum
+  JSD(q || b) = log 2 - L* / 2 (Aneja Sec. 5.4). The density is normalised by
+  Z = E_b[exp T(z)] (Aneja Sec. 4); samples come from SIR with importance weights
+  r(z) = exp T(z) or from Langevin dynamics on E(z) = -T(z) - log b(z) (Aneja Sec. 4.3).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import DensityRatioPrior
+
+  class UnnormalizedRatioPrior(DensityRatioPrior):
+
+    def log_normalizer(self):
+      return tf.constant(0.0)
+
+  prior = UnnormalizedRatioPrior(2, "normal", hidden_sizes=(8,), activation="tanh",
+                                 dropout_rate=0.0, num_proposals=16, name="ratio_prior")
+  z = tf.zeros([3, 2])
+  log_p = prior.distribution().log_prob(z)
+  expected = prior.base.distribution().log_prob(z) + prior.log_ratio(z)
+  np.testing.assert_allclose(log_p, expected, rtol=1e-6)
+  assert prior.sample(4, seed=[0, 1]).shape == (4, 2)
+  ```
+
+  #### References
+
+  [1]: Jyoti Aneja, Alexander G. Schwing, Jan Kautz, Arash Vahdat. A Contrastive Learning
+       Approach for Training Variational Autoencoder Priors. In _Advances in Neural
+       Information Processing Systems (NeurIPS)_, 2021. https://arxiv.org/abs/2010.02917
+
+  [2]: Hiroshi Takahashi, Tomoharu Iwata, Yuki Yamanaka, Masanori Yamada, Satoshi Yagi.
+       Variational Autoencoder with Implicit Optimal Priors. In _AAAI Conference on
+       Artificial Intelligence_, 2019. https://arxiv.org/abs/1809.05284
+
+  [3]: Michael Gutmann, Aapo Hyvärinen. Noise-contrastive estimation: A new estimation
+       principle for unnormalized statistical models. In _International Conference on
+       Artificial Intelligence and Statistics (AISTATS)_, 2010.
+       https://proceedings.mlr.press/v9/gutmann10a.html
   """
 
   has_noise_contrastive_loss = True
@@ -192,12 +253,63 @@ class DensityRatioPrior(base.Prior):
 @gin.configurable
 @base.register("ncp")
 class NCPPrior(DensityRatioPrior):
-  """Noise contrastive prior p_NCP(z) = r(z) b(z) / Z (Aneja et al. 2021, Sec. 4).
+  """Noise contrastive prior (NCP) of Aneja et al. (2021, Sec. 4), registered as 'ncp'.
 
-  Trained in two stages: stage one is an ordinary run with the base prior (e.g.
-  `build_prior.name = 'normal'` or 'mog'); stage two (`train.strategy =
+  A `DensityRatioPrior` p_NCP(z) = r(z) b(z) / Z over a base prior b (any registered prior,
+  default 'normal'), with log r(z) = T(z) an MLP classifier's logit (default MLP[d - 100 -
+  100 - 1], tanh, as LARS's a(z)). Trained in two stages: stage one is an ordinary run with
+  the base prior (e.g. `build_prior.name = 'normal'` or 'mog'); stage two (`train.strategy =
   @NoiseContrastive()`) loads that VAE and base prior, freezes them and trains only the
-  classifier by Eq. 3. `finalize` estimates Z = E_b[r(z)] for likelihood evaluation.
+  classifier by Eq. 3. `finalize` estimates Z = E_b[r(z)] for likelihood evaluation (stored
+  in `evaluation_log_normalizer`, NaN before), and reports the final NCE loss, the
+  Jensen-Shannon divergence and SIR's effective sample size. Samples: SIR with M =
+  `num_proposals` base proposals (Aneja et al.: 5,000), or Langevin dynamics
+  (`langevin_sample`). `training_log_prob` is the base prior's (stage one trains the VAE with
+  b). log_prob: z [..., d] -> [...] nats.
+
+  Raises:
+    ValueError: num_proposals < 1, a base prior of another latent size.
+
+  #### Mathematical details
+
+  ```none
+  p_NCP(z) = r(z) b(z) / Z,  Z = E_b[r(z)],                                    (Sec. 4)
+  min_D -E_q(z)[log D(z)] - E_b(z)[log(1 - D(z))],  D = sigmoid(T),            (Eq. 3)
+  r(z) = D*(z) / (1 - D*(z)) = exp T*(z) ~ q(z) / b(z),                        (Sec. 4.2)
+  ```
+
+  with z ~ q(z) drawn by ancestral sampling (x from the data, then z ~ q(z|x); footnote 2).
+  SIR resamples one of M base proposals with weights r(z^(m)); Langevin dynamics runs
+  z_{t+1} = z_t - 0.5 lambda grad E(z_t) + sqrt(lambda) eps_t on E(z) = -log r(z) - log b(z)
+  (Sec. 4.3).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.models import VAE
+  from tfp_priors.priors import NCPPrior
+
+  model = VAE(input_size=16, latent_size=2, hidden_sizes=(8,))
+  prior = NCPPrior(latent_size=2, hidden_sizes=(8,), num_proposals=32)
+  x = tf.cast(tf.random.stateless_uniform([8, 16], seed=[0, 1]) < 0.5, tf.float32)
+  loss, statistics = prior.noise_contrastive_loss(model, x, seed=[1, 2])
+  estimate = prior.estimate_log_normalizer(num_samples=4096, chunk_size=4096, seed=0)
+  z = prior.sample(3, seed=[2, 3])
+  log_p = prior.distribution().log_prob(z)
+  assert loss.shape == () and z.shape == (3, 2) and log_p.shape == (3,)
+  assert np.isfinite(float(estimate.log_normalizer)) and np.all(np.isfinite(log_p))
+  ```
+
+  #### References
+
+  [1]: Jyoti Aneja, Alexander G. Schwing, Jan Kautz, Arash Vahdat. A Contrastive Learning
+       Approach for Training Variational Autoencoder Priors. In _Advances in Neural
+       Information Processing Systems (NeurIPS)_, 2021. https://arxiv.org/abs/2010.02917
+
+  [2]: Michael Gutmann, Aapo Hyvärinen. Noise-contrastive estimation: A new estimation
+       principle for unnormalized statistical models. In _International Conference on
+       Artificial Intelligence and Statistics (AISTATS)_, 2010.
+       https://proceedings.mlr.press/v9/gutmann10a.html
   """
 
   def __init__(self, latent_size, base_prior="normal", hidden_sizes=(100, 100),
@@ -257,7 +369,11 @@ class NCPPrior(DensityRatioPrior):
 @gin.configurable
 @base.register("implicit")
 class ImplicitPrior(DensityRatioPrior):
-  """Implicit optimal prior p(z) = N(z; 0, I) exp(T(z)) ~ q(z) (Takahashi et al. 2019).
+  """Implicit optimal prior of Takahashi et al. (2019), registered as 'implicit'.
+
+  A `DensityRatioPrior` p(z) = N(z; 0, I) exp(T(z)) ~ q(z), the aggregate posterior, with T
+  the logit of a classifier MLP[d - 500 - 500 - 1] (tanh, dropout with keep probability 0.5
+  while training; Takahashi Sec. 5.2). log_prob: z [..., d] -> [...] nats.
 
   The VAE maximises Eq. 19, -KL(q(z|x) || N(0, I)) + E_q[log p(x|z) + T(z)], i.e. the ELBO
   with log p(z) = log N(z) + T(z) and KL(q(z|x) || q(z)) estimated by Eq. 15, T evaluated at
@@ -272,6 +388,51 @@ class ImplicitPrior(DensityRatioPrior):
   actual log Z = log E_N[exp T] and reports it. Sampling is ancestral sampling from the
   aggregate posterior, as the paper says: `finalize` stores q(z|x_n) of `bank_size` training
   examples and `sample` picks one at random and samples it; before that, SIR.
+
+  State (checkpointed): the classifier T, and the aggregate-posterior bank `bank_loc`,
+  `bank_scale` [bank_size, d] and `bank_count` (non-trainable; 0 until `finalize`).
+
+  Raises:
+    ValueError: bank_size < 1, num_proposals < 1, dropout_rate outside [0, 1).
+
+  #### Mathematical details
+
+  With T = T* of Eq. 14, T*(z) = log q(z) - log N(z; 0, I), the KL divergence to the
+  aggregate posterior is (Eq. 15)
+
+  ```none
+  KL(q(z|x) || q(z)) = KL(q(z|x) || N(0, I)) - E_q(z|x)[T*(z)],
+  ```
+
+  which gives the objective of Eq. 16-19, maximised over the encoder and decoder:
+
+  ```none
+  1/N sum_i [-KL(q(z|x_i) || N(0, I)) + 1/L sum_l {log p(x_i|z_il) + T(z_il)}],
+  z_il = mu(x_i) + eps_il * sigma(x_i),  eps_il ~ N(0, I),                       (Eq. 18-19)
+  ```
+
+  while T maximises Eq. 20, the Monte Carlo form of Eq. 13; Eq. 21 shows that the gradient of
+  T* with respect to the encoder vanishes in expectation. Algorithm 1 alternates J1 VAE
+  steps and J2 > J1 classifier steps (`strategies.Alternating`).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import ImplicitPrior
+
+  prior = ImplicitPrior(latent_size=2, hidden_sizes=(8, 8), bank_size=16, num_proposals=32)
+  z = tf.random.stateless_normal([5, 2], seed=[0, 1])
+  log_p, _ = prior.training_log_prob(z, log_posterior=tf.zeros([5]))
+  expected = tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob(z) + prior.log_ratio(z)
+  np.testing.assert_allclose(log_p, expected, rtol=1e-5)
+  assert prior.sample(4, seed=[1, 2]).shape == (4, 2) and int(prior.bank_count) == 0
+  ```
+
+  #### References
+
+  [1]: Hiroshi Takahashi, Tomoharu Iwata, Yuki Yamanaka, Masanori Yamada, Satoshi Yagi.
+       Variational Autoencoder with Implicit Optimal Priors. In _AAAI Conference on
+       Artificial Intelligence_, 2019. https://arxiv.org/abs/1809.05284
   """
 
   def __init__(self, latent_size, hidden_sizes=(500, 500), activation="tanh",

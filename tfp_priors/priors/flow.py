@@ -93,10 +93,55 @@ class CouplingNet(tf.Module):
 
 
 class FlowPrior(base.Prior):
-  """p(z) = TransformedDistribution(N(0, I_d), bijector), bijector: w -> z.
+  """Base class of the flow priors: N(0, I_d) pushed through a learned bijector w -> z.
 
-  Subclasses set `self.bijector` (a `tfb.Bijector` on [..., d], owning its variables as
-  tf.Variables) in their constructor. log_prob(z) [..., d] -> [...] nats.
+  `distribution()` is `tfd.TransformedDistribution(N(0, I_d), bijector)` with event shape
+  [latent_size]; log_prob(z) [..., d] -> [...] nats. Subclasses (`RealNVPPrior`,
+  `XuRealNVPPrior`, `MAFPrior`) set `self.bijector` (a `tfb.Bijector` on [..., d], owning its
+  variables as tf.Variables) in their constructor; its `forward` maps base noise w to latents
+  z (used by `sample`), its `inverse` z to w (used by `log_prob`). `distribution()` drops the
+  bijectors' cached results first, so each call reflects the current variables (see the
+  module docstring).
+
+  Raises:
+    NotImplementedError: `distribution()` of a subclass that did not set `bijector`.
+
+  #### Mathematical details
+
+  With z = g(w), w ~ N(0, I_d) and g the bijector (change of variables, Dinh et al. 2017;
+  Xu et al. Eq. 4 with f = g^{-1}):
+
+  ```none
+  log p(z) = log N(g^{-1}(z); 0, I) + log |det d g^{-1}(z) / dz|.
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import FlowPrior
+
+  class ShiftFlowPrior(FlowPrior):
+
+    def __init__(self, latent_size):
+      super().__init__(latent_size, name="shift_flow_prior")
+      self.shift = tf.Variable(tf.fill([latent_size], 2.0))
+      self.bijector = tfp.bijectors.Shift(self.shift)
+
+  prior = ShiftFlowPrior(latent_size=2)
+  log_p = prior.distribution().log_prob(tf.fill([4, 2], 2.0))
+  np.testing.assert_allclose(log_p, np.full(4, -np.log(2 * np.pi)), rtol=1e-6)
+  assert prior.sample(3, seed=[0, 1]).shape == (3, 2) and len(prior.trainable_variables) == 1
+  ```
+
+  #### References
+
+  [1]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation using Real NVP.
+       In _International Conference on Learning Representations (ICLR)_, 2017.
+       https://arxiv.org/abs/1605.08803
+
+  [2]: Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
+       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
+       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
   """
 
   bijector = None

@@ -22,15 +22,23 @@ from tfp_priors.priors import density_ratio
 @gin.configurable
 @base.register("hierarchical_ncp")
 class HierarchicalNCPPrior(density_ratio.NCPPrior):
-  """p_NCP(z1, z2) = r_2(z2) N(z2; 0, I) r_1(z1|z2) p(z1|z2) / Z (Aneja et al. Sec. 4.4).
+  """Hierarchical NCP on the two-group HVAE (Aneja et al. Sec. 4.4), 'hierarchical_ncp'.
 
-  Mathematical details: the paper defines the hierarchical NCP as prod_k r_k p_k / Z with one
-  normaliser Z = E_{N(z2) p(z1|z2)}[r_2(z2) r_1(z1, c(z2))]. `finalize` estimates it with the
-  streaming float64 estimator (S ancestral draws of stage one's prior, with its standard
-  error), and `latent_log_prob` (the ELBO, the IWAE test NLL 'nll') uses this joint density.
-  The top group reweighted alone, r_2(z2) N(z2) / Z_2 times stage one's p(z1|z2), with
-  Z_2 = E_N[r_2], is reported beside it as 'nll_top_group_only'; `distribution()` (SIR for
-  z2, the export's `log_prob(z2)`) is that top-group density.
+  An `NCPPrior` with one classifier per latent group of an HVAE (`requires_model`: built
+  from the model, which must have `has_lower_latent_group`): D_2(z2) = sigmoid(T_2(z2)) for
+  the top group against N(0, I) (`classifier`), and D_1(z1, c(z2)) = sigmoid(T_1) for the
+  lower group against stage one's p(z1|z2) (`lower_classifier`), with c(z2) the context that
+  p(z1|z2)'s network already extracts (`model.prior_context`). Both are trained in one pass
+  (`noise_contrastive_loss`, Eq. 4 for each group; the loss is their sum).
+
+  The paper defines the hierarchical NCP as prod_k r_k p_k / Z with one normaliser
+  Z = E_{N(z2) p(z1|z2)}[r_2(z2) r_1(z1, c(z2))]. `finalize` estimates it with the streaming
+  float64 estimator (S ancestral draws of stage one's prior, with its standard error; stored
+  in `joint_log_normalizer`, NaN before), and `latent_log_prob` (the ELBO, the IWAE test NLL
+  'nll') uses this joint density. The top group reweighted alone, r_2(z2) N(z2) / Z_2 times
+  stage one's p(z1|z2), with Z_2 = E_N[r_2], is reported beside it as
+  'nll_top_group_only'; `distribution()` (SIR for z2, the export's `log_prob(z2)`) is that
+  top-group density.
 
   Sampling is ancestral, as the paper samples: `sample` draws z2 by SIR from r_2 N and
   `decode` draws z1 ~ r_1(z1|z2) p(z1|z2) by SIR for each z2. As M grows this samples
@@ -38,6 +46,61 @@ class HierarchicalNCPPrior(density_ratio.NCPPrior):
   joint exactly when Z_1(z2) does not depend on z2, as at the NCE optimum (r_1 the ratio of
   two conditional densities: Z_1 = 1). `log_normalizer` and `top_group_log_normalizer` in
   metrics.json tell how far the learned classifiers are from that.
+
+  Shapes: `latent_log_prob(forward)` -> [K, B] nats; `decode(model, z_top [N, d])` -> [N, D].
+
+  Raises:
+    ValueError: a model without a lower latent group (`has_lower_latent_group`: not an
+      HVAE), M < 1; `latent_log_prob` of a `Forward` without lower latents.
+
+  #### Mathematical details
+
+  Hierarchical NCP (Sec. 4.4) for the HVAE of Bauer & Mnih (appendix C.2), whose groups are
+  the paper's k = 1 (the top group, z2 here; the stats' suffix '_group_1') and k = 2 (z1 here,
+  z_<2 = z2; '_group_2'):
+
+  ```none
+  p_NCP(z1, z2) = r_2(z2) N(z2; 0, I) r_1(z1|z2) p(z1|z2) / Z,
+  Z = E_{N(z2) p(z1|z2)}[r_2(z2) r_1(z1, c(z2))],
+  ```
+
+  and each classifier D_k minimises Eq. 4, the NCE loss of its group with the aggregate
+  posterior and the base samples conditioned on the same z_<k (here the same z2 ~ q(z2|x)):
+
+  ```none
+  E_{p_d(x) q(z_<k|x)}[-E_{q(z_k|z_<k, x)}[log D_k(z_k, c(z_<k))]
+                       - E_{p(z_k|z_<k)}[log(1 - D_k(z_k, c(z_<k)))]],
+  ```
+
+  minimised when r_k = D_k / (1 - D_k) = q(z_k|z_<k) / p(z_k|z_<k).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.models import HVAE
+  from tfp_priors.priors import HierarchicalNCPPrior
+
+  model = HVAE(input_size=16, latent_size=2, hidden_size=8)
+  prior = HierarchicalNCPPrior(latent_size=2, model=model, hidden_sizes=(8,),
+                               num_proposals=16, lower_num_proposals=4)
+  x = tf.cast(tf.random.stateless_uniform([8, 16], seed=[0, 1]) < 0.5, tf.float32)
+  loss, statistics = prior.noise_contrastive_loss(model, x, seed=[1, 2])
+  prior.estimate_joint_log_normalizer(num_samples=1024, chunk_size=1024, seed=0)
+  log_p = prior.latent_log_prob(model.forward(x, 3, seed=[2, 3]))
+  images = prior.decode(model, prior.sample(5, seed=[3, 4]), seed=[4, 5])
+  assert log_p.shape == (3, 8) and images.shape == (5, 16)
+  assert np.isclose(float(loss), float(statistics["nce_loss_sum"]))
+  ```
+
+  #### References
+
+  [1]: Jyoti Aneja, Alexander G. Schwing, Jan Kautz, Arash Vahdat. A Contrastive Learning
+       Approach for Training Variational Autoencoder Priors. In _Advances in Neural
+       Information Processing Systems (NeurIPS)_, 2021. https://arxiv.org/abs/2010.02917
+
+  [2]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
   """
 
   requires_model = True

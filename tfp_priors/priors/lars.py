@@ -21,7 +21,13 @@ from tfp_priors.priors import base
 @gin.configurable
 @base.register("lars")
 class LarsPrior(base.Prior):
-  """p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z), learned a(z) = sigmoid(MLP(z)).
+  """Learned Accept/Reject Sampling (LARS) prior of Bauer & Mnih (2019), registered as 'lars'.
+
+  A proposal prior pi (any registered prior, default 'normal') resampled by a learned
+  acceptance function a(z) = sigmoid(MLP(z)) in [0, 1] (appendix C.2: MLP[d - 100 - 100 - 1],
+  tanh, logistic output), truncated after T proposals (default T = 100). `distribution()` is a
+  `distributions.Resampled` with event shape [latent_size]; log_prob: z [..., d] -> [...]
+  nats; exact samples by truncated rejection sampling (`rejection_sample`).
 
   State (all checkpointed): the acceptance network, the proposal prior's variables, the EMA
   <Z> of Algorithm 1 (`moving_average`) and, once evaluated, a high-accuracy estimate
@@ -42,6 +48,50 @@ class LarsPrior(base.Prior):
   before a first use) and keeps a value already in `moving_average` (restored, assigned, or
   set by `initialize`); only weights assigned by hand before the first use give the <Z>_0 of
   the assigned weights.
+
+  Raises:
+    ValueError: T < 1, S < 1, epsilon outside (0, 1], or a proposal of another latent size.
+
+  #### Mathematical details
+
+  The resampled density (Eq. 3) and its truncated version (Eq. 4):
+
+  ```none
+  p_inf(z) = pi(z) a(z) / Z,  Z = E_pi[a(z)],
+  p_T(z) = (1 - alpha_T) pi(z) a(z) / Z + alpha_T pi(z),  alpha_T = (1 - Z)^(T - 1).
+  ```
+
+  Training (`training_log_prob`) estimates Z per datapoint by Algorithm 1 (appendix A.4,
+  Eq. A.21-A.23) from S proposal samples (default S = 2^10) and the posterior sample z_r,
+
+  ```none
+  Z_r = (S Z_S + stop_grad(pi(z_r) / q(z_r|x_r)) a(z_r)) / (S + 1),
+  Z_S = 1/S sum_s a(z_s),  z_s ~ pi,
+  ```
+
+  smoothed in the forward pass by the EMA <Z>_{i+1} = (1 - epsilon) <Z>_i + epsilon Z_i
+  (Eq. A.20). For evaluation, Z = 1/S sum_s a(z_s) with a large S (Eq. 5 / A.17;
+  `estimate_log_normalizer`, antithetic for a symmetric proposal).
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import LarsPrior
+
+  prior = LarsPrior(latent_size=2, hidden_sizes=(8,), truncation=10,
+                    num_proposal_samples=64)
+  z = tf.random.stateless_normal([6, 2], seed=[0, 1])
+  log_p, statistics = prior.training_log_prob(z, log_posterior=tf.zeros([6]), seed=[1, 2])
+  samples = prior.rejection_sample(4, seed=[2, 3]).samples
+  assert log_p.shape == (6,) and samples.shape == (4, 2)
+  assert 0.0 < float(statistics["normalizer"]) <= 1.0
+  ```
+
+  #### References
+
+  [1]: Matthias Bauer, Andriy Mnih. Resampled Priors for Variational Autoencoders. In
+       _International Conference on Artificial Intelligence and Statistics (AISTATS)_, 2019.
+       https://arxiv.org/abs/1810.11428
   """
 
   has_acceptance_function = True

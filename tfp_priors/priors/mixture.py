@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors.models import latent_variable_model
 from tfp_priors.priors import base
 
 tfd = tfp.distributions
@@ -27,11 +28,12 @@ _HALF_LOG_TWO_PI = 0.5 * math.log(2 * math.pi)
 
 
 class DiagonalGaussianMixture(tfd.MixtureSameFamily):
-  """`tfd.MixtureSameFamily` with a faster log_prob and sampler for diagonal Gaussian components.
+  """A `tfd.MixtureSameFamily` of diagonal Gaussians with a faster log_prob and sampler.
 
-  Constructed exactly as `tfd.MixtureSameFamily(tfd.Categorical(logits=[K]),
-  tfd.MultivariateNormalDiag(loc=[K, d], scale_diag=[K, d]))`; it is one, and gives the same
-  log_prob (to float32 rounding) and the same distribution of samples. For that layout
+  The distribution of `MixtureOfGaussiansPrior` and `VampPrior`. Constructed exactly as
+  `tfd.MixtureSameFamily(tfd.Categorical(logits=[K]), tfd.MultivariateNormalDiag(loc=[K, d],
+  scale_diag=[K, d]))`; it is one, and gives the same log_prob (to float32 rounding) and the
+  same distribution of samples. For that layout
   (mixture batch shape [], components batch [K], event [d]):
   - log_prob(z [..., d]) -> [...] nats expands the quadratic form,
     ||(z - mu_k) / sigma_k||^2 = z^2 . s_k - 2 z . (mu_k s_k) + mu_k^2 . s_k with s_k = sigma_k^-2,
@@ -43,6 +45,37 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
   - sample(n) draws n component indices, gathers their (mu, sigma) and adds Gaussian noise:
     O(n d) memory instead of TFP's O(n K d) (all K components sampled for every draw).
   Any other layout falls back to `tfd.MixtureSameFamily`'s implementation.
+
+  #### Mathematical details
+
+  With weights w = softmax(logits) and precisions s_k = sigma_k^-2 (elementwise),
+
+  ```none
+  log p(z) = logsumexp_k [log w_k - 0.5 ||(z - mu_k) / sigma_k||^2 - sum_i log sigma_ki
+                          - (d / 2) log(2 pi)],
+  ||(z - mu_k) / sigma_k||^2 = z^2 . s_k - 2 z . (mu_k s_k) + mu_k^2 . s_k.
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors.mixture import DiagonalGaussianMixture
+
+  mixture_distribution = tfd.Categorical(logits=[0.0, 1.0, -1.0])
+  components = tfd.MultivariateNormalDiag(loc=tf.reshape(tf.range(6.0), [3, 2]),
+                                          scale_diag=tf.fill([3, 2], 0.5))
+  fast = DiagonalGaussianMixture(mixture_distribution, components)
+  reference = tfd.MixtureSameFamily(mixture_distribution, components)
+  z = tf.random.stateless_normal([4, 5, 2], seed=[0, 1]) * 3.0
+  np.testing.assert_allclose(fast.log_prob(z), reference.log_prob(z), rtol=1e-4, atol=1e-4)
+  assert fast.sample(7, seed=[1, 2]).shape == (7, 2) and fast.event_shape == [2]
+  ```
+
+  #### References
+
+  [1]: Jakub M. Tomczak, Max Welling. VAE with a VampPrior. In _International Conference on
+       Artificial Intelligence and Statistics (AISTATS)_, 2018.
+       https://arxiv.org/abs/1705.07120
   """
 
   def _is_diagonal_mixture(self):
@@ -94,12 +127,42 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
 @gin.configurable
 @base.register("mog")
 class MixtureOfGaussiansPrior(base.Prior):
-  """p(z) = sum_k softmax(logits)_k N(z; loc_k, diag(exp(log_scale_k))^2), K components.
+  """A learned mixture of K diagonal Gaussians, registered as 'mog'.
 
-  Variables (all trainable, all checkpointed): `logits` [K], `loc` [K, d], `log_scale` [K, d].
-  log_prob: z [..., d] -> [...] nats. Initialisation: equal weights, scales `init_scale`, and
-  locations drawn from N(0, init_loc_scale^2 I) with `seed`, so components start distinct
-  (identical components would receive identical gradients and never separate).
+  A baseline prior; also a base prior for `NCPPrior` (Aneja et al. use a GMM base, Table 1).
+  `distribution()` is a `DiagonalGaussianMixture` (a `tfd.MixtureSameFamily`): batch [],
+  event [d]. Variables (all trainable, all checkpointed): `logits` [K], `loc` [K, d],
+  `log_scale` [K, d]. log_prob: z [..., d] -> [...] nats. Initialisation: equal weights,
+  scales `init_scale`, and locations drawn from N(0, init_loc_scale^2 I) with `seed`, so
+  components start distinct (identical components would receive identical gradients and
+  never separate).
+
+  Raises:
+    ValueError: num_components < 1, or a non-positive init_loc_scale / init_scale.
+
+  #### Mathematical details
+
+  ```none
+  p(z) = sum_k softmax(logits)_k N(z; loc_k, diag(exp(log_scale_k))^2).
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import MixtureOfGaussiansPrior
+
+  prior = MixtureOfGaussiansPrior(latent_size=2, num_components=3, seed=0)
+  z = prior.sample(5, seed=[0, 1])
+  log_p = prior.distribution().log_prob(z)
+  assert z.shape == (5, 2) and log_p.shape == (5,)
+  assert [v.shape for v in (prior.logits, prior.loc, prior.log_scale)] == [(3,), (3, 2), (3, 2)]
+  ```
+
+  #### References
+
+  [1]: Jyoti Aneja, Alexander G. Schwing, Jan Kautz, Arash Vahdat. A Contrastive Learning
+       Approach for Training Variational Autoencoder Priors. In _Advances in Neural
+       Information Processing Systems (NeurIPS)_, 2021. https://arxiv.org/abs/2010.02917
   """
 
   def __init__(self, latent_size, num_components=10, init_loc_scale=1.0, init_scale=1.0, seed=0,
@@ -159,8 +222,10 @@ class _EncoderReference:
 @gin.configurable(denylist=["model"])
 @base.register("vamp")
 class VampPrior(base.Prior):
-  """VampPrior: p(z) = (1/K) sum_k q(z | u_k) (Tomczak & Welling 2018, Eq. 9).
+  """VampPrior of Tomczak & Welling (2018), registered as 'vamp'.
 
+  p(z) = (1/K) sum_k q(z | u_k), a uniform mixture of the model's posterior over K learned
+  pseudo-inputs u_k (`requires_model`: `build_prior` passes the model). With it,
   log p(z) = logsumexp_k log q(z | u_k) - log K, with q(z_top | x) the model's `encode_top`
   (a diagonal Gaussian) and K pseudo-inputs u_k = f(W e_k), W e_k the k-th row of the learned
   [K, D] variable `pseudo_input_weights` (a linear map of the one-hot e_k; a bias would be
@@ -179,6 +244,48 @@ class VampPrior(base.Prior):
 
   Shapes: pseudo_inputs() [K, D]; distribution(): batch [], event [d]; log_prob z [..., d] ->
   [...] nats.
+
+  Raises:
+    ValueError: model is not a `LatentVariableModel`; pseudo_input_size differs from
+      model.input_size, or neither is known; num_pseudo_inputs < 1; an unknown activation;
+      init mean outside (0, 1) or negative init std; the encoder's latent size differs from
+      latent_size (in the constructor, or in `distribution()` for the encoder's actual
+      output).
+
+  #### Mathematical details
+
+  Tomczak & Welling Eq. 9 (the VampPrior as Takahashi et al. Eq. 9 write it):
+
+  ```none
+  p(z) = 1/K sum_k q(z | u_k),  u_k = f(W e_k),
+  log p(z) = logsumexp_k log q(z | u_k) - log K.
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.models import VAE
+  from tfp_priors.priors import VampPrior
+
+  model = VAE(input_size=16, latent_size=2, hidden_sizes=(8,))
+  prior = VampPrior(latent_size=2, model=model, num_pseudo_inputs=4, seed=0)
+  z = prior.sample(5, seed=[0, 1])
+  log_p = prior.distribution().log_prob(z)
+  expected = (tf.reduce_logsumexp(model.encode_top(prior.pseudo_inputs()).log_prob(
+      z[:, None, :]), axis=-1) - np.log(4.0))
+  np.testing.assert_allclose(log_p, expected, rtol=1e-4, atol=1e-4)
+  assert prior.pseudo_inputs().shape == (4, 16) and len(prior.trainable_variables) == 1
+  ```
+
+  #### References
+
+  [1]: Jakub M. Tomczak, Max Welling. VAE with a VampPrior. In _International Conference on
+       Artificial Intelligence and Statistics (AISTATS)_, 2018.
+       https://arxiv.org/abs/1705.07120
+
+  [2]: Hiroshi Takahashi, Tomoharu Iwata, Yuki Yamanaka, Masanori Yamada, Satoshi Yagi.
+       Variational Autoencoder with Implicit Optimal Priors. In _AAAI Conference on
+       Artificial Intelligence_, 2019. https://arxiv.org/abs/1809.05284
   """
 
   requires_model = True
@@ -203,18 +310,18 @@ class VampPrior(base.Prior):
       name: module name.
 
     Raises:
-      ValueError: model is None or has no callable `encode_top`; pseudo_input_size differs
+      ValueError: model is not a `LatentVariableModel`; pseudo_input_size differs
         from model.input_size, or neither is known; num_pseudo_inputs < 1; an unknown
         activation; init mean outside (0, 1) or negative init std; the encoder's latent size
         differs from latent_size.
     """
     super().__init__(latent_size, name=name)
-    if model is None or not callable(getattr(model, "encode_top", None)):
+    if not isinstance(model, latent_variable_model.LatentVariableModel):
       raise ValueError(
-          f"VampPrior needs a model with encode_top(x) -> q(z_top|x) (it encodes its "
-          f"pseudo-inputs with the model's encoder); got {type(model).__name__}. Build it with "
+          f"VampPrior needs a LatentVariableModel, whose encode_top(x) -> q(z_top|x) encodes "
+          f"its pseudo-inputs (the model's encoder); got {type(model).__name__}. Build it with "
           f"build_prior(latent_size, name='vamp', model=model).")
-    model_input_size = getattr(model, "input_size", None)
+    model_input_size = model.input_size
     if pseudo_input_size is None:
       if model_input_size is None:
         raise ValueError(f"{type(model).__name__} has no input_size; pass "
@@ -248,7 +355,7 @@ class VampPrior(base.Prior):
     # The encoder's latent size: the model's declared `latent_size` (d of z_top), so the
     # constructor runs no encoder pass; one pseudo-input is encoded only for a model that
     # declares none. `distribution()` checks the encoder's actual output.
-    encoded_size = getattr(model, "latent_size", None)
+    encoded_size = model.latent_size
     if encoded_size is None:
       encoded_size = self._encode(self.pseudo_inputs()[:1]).event_shape[-1]
     self._check_encoded_size(encoded_size)

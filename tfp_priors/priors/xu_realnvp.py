@@ -1,6 +1,6 @@
 """Real NVP prior of Xu et al. (2019): K Glow-style blocks with sigmoid-scaled couplings.
 
-Source: Xu, Chen, Li, Wu, Zhu, Zhou (2019), "On the Necessity and Effectiveness of Learning the
+Source: Xu, Chen, Lai, Li, Zhao, Pei (2019), "On the Necessity and Effectiveness of Learning the
 Prior of Variational Auto-Encoder", appendix B.2 ("Real NVP"), flow depth K = 20 (Table 1):
 
   f(z) = z -> f_1 -> ... -> f_K = w,   f_k = InvertibleDense -> CouplingLayer -> ActNorm,
@@ -45,12 +45,63 @@ class SigmoidAffine(tf.Module):
 @gin.configurable
 @base.register("xu_realnvp", aliases=("rnvp",))
 class XuRealNVPPrior(flow.FlowPrior):
-  """p(z) = N(f(z); 0, I) |det df/dz| with f: z -> w the K blocks of Xu et al. (B.2).
+  """Real NVP prior of Xu et al. (2019, appendix B.2), registered as 'xu_realnvp'.
 
-  `bijector` = tfb.Invert(f) maps w -> z; `encoder_flow` = f maps z -> w. log_prob(z) runs f
-  forward (single pass); sampling runs f's inverse (single pass: LU solves and coupling
-  inverses). `blocks` lists (InvertibleDense, coupling, ActNorm) per block, in the z -> w order;
-  `coupling_nets` the networks (s, t)(u_l) of the couplings.
+  A `FlowPrior`, p(z) = N(f(z); 0, I) |det df/dz|, with f: z -> w the K Glow-style blocks of
+  Xu et al. (B.2; K = 20, Table 1). `bijector` = tfb.Invert(f) maps w -> z; `encoder_flow` = f
+  maps z -> w. log_prob(z) runs f forward (single pass); sampling runs f's inverse (single
+  pass: LU solves and coupling inverses). `blocks` lists (InvertibleDense, coupling, ActNorm)
+  per block, in the z -> w order; `coupling_nets` the networks (s, t)(u_l) of the couplings.
+  log_prob: z [..., d] -> [...] nats; sample(n) -> [n, d]. The former registry name 'rnvp' is
+  still accepted by `build_prior`.
+
+  State (checkpointed): each block's LU factors and permutation, coupling networks and ActNorm
+  variables (`bias`, `log_scale`, `initialized`). `initialize(z)` sets the ActNorms from
+  posterior samples (data-dependent initialisation, Kingma & Dhariwal 2018); the trainer calls
+  it once before the first step of a fresh run.
+
+  Raises:
+    ValueError: latent_size < 2 or flow_depth < 1.
+
+  #### Mathematical details
+
+  Xu et al. Eq. 4 (the prior) and appendix B.2 (the blocks):
+
+  ```none
+  p(z) = N(f(z); 0, I) |det df(z)/dz|,
+  f(z) = z -> f_1 -> ... -> f_K = w,  f_k = InvertibleDense -> CouplingLayer -> ActNorm,
+  CouplingLayer(u) = Concat[u_l, u_r * sigmoid(s(h(u_l))) + t(h(u_l))],
+  ```
+
+  h = Dense[256] (leaky ReLU), s, t linear, u_l = u[:floor(d/2)] and u_r the rest. Joint
+  training maximises the ELBO with this prior, Xu et al. Eq. 5.
+
+  #### Examples
+
+  ```python
+  from tfp_priors.priors import XuRealNVPPrior
+
+  prior = XuRealNVPPrior(latent_size=4, flow_depth=2, hidden_size=8, seed=0)
+  prior.initialize(tf.random.stateless_normal([64, 4], seed=[0, 1]) * 3.0 + 1.0)
+  z = prior.sample(5, seed=[1, 2])
+  log_p = prior.distribution().log_prob(z)
+  assert z.shape == (5, 4) and log_p.shape == (5,)
+  assert all(bool(act_norm.initialized) for _, _, act_norm in prior.blocks)
+  ```
+
+  #### References
+
+  [1]: Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
+       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
+       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
+
+  [2]: Diederik P. Kingma, Prafulla Dhariwal. Glow: Generative Flow with Invertible 1x1
+       Convolutions. In _Advances in Neural Information Processing Systems (NeurIPS)_, 2018.
+       https://arxiv.org/abs/1807.03039
+
+  [3]: Laurent Dinh, Jascha Sohl-Dickstein, Samy Bengio. Density estimation using Real NVP.
+       In _International Conference on Learning Representations (ICLR)_, 2017.
+       https://arxiv.org/abs/1605.08803
   """
 
   def __init__(self, latent_size, flow_depth=20, hidden_size=256, scale_bias_init=2.0,

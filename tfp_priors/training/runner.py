@@ -202,9 +202,9 @@ class Runner:
     checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
     self.data = pipelines.make_datasets(start_step=checkpointing.saved_step(checkpoint_dir))
     with self.distribution.scope():
-      self.model = self.model_fn(train_mean=self.data.train_mean)
-      # Light construction: initialize(z) or the restore sets what the constructor would.
-      self.prior = build_prior(self.model.latent_size, model=self.model, defer_state=True)
+      self.model = self.model_fn(input_size=self.data.event_size,
+                                 train_mean=self.data.train_mean)
+      self.prior = build_prior(self.model.latent_size, model=self.model)
       self.trainer = trainer_lib.Trainer(
           self.model, self.prior, self.schedule.kl_warmup_steps(), self.seed,
           self.schedule.kl_warmup_start, self.schedule.weight_decay, self.early_stopping,

@@ -56,7 +56,40 @@ class Strategy:
 
 @gin.configurable
 class Joint(Strategy):
-  """Everything trained by the ELBO with the schedule of `train` (LARS C.3, Xu B.3)."""
+  """Joint training: everything trained by the ELBO with the schedule of `train`.
+
+  Encoder, decoder and prior are updated together at every step (LARS C.3; Xu B.3 "joint
+  training"), with the learning rate of `train`'s schedule. The phase is always `JOINT`.
+
+  #### Mathematical details
+
+  Maximises the ELBO with the learned prior over all parameters (LARS Eq. 1; Xu Eq. 5 for a
+  flow prior):
+
+  ```none
+  max_{theta, phi, lambda} E_x E_q(z|x)[log p(x|z) + log p_lambda(z) - log q(z|x)].
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.training.strategies import Joint
+
+  phase, rate = Joint().phase(10, 100, lambda step: 1e-3)
+  assert phase.name == "joint" and phase.train_model and phase.train_prior
+  assert phase.objective == "elbo" and rate == 1e-3
+  ```
+
+  #### References
+
+  [1]: (Joint training, Sec. 4 and C.3.) Matthias Bauer, Andriy Mnih. Resampled Priors for
+       Variational Autoencoders. In _International Conference on Artificial Intelligence and
+       Statistics (AISTATS)_, 2019. https://arxiv.org/abs/1810.11428
+
+  [2]: (Eq. 5.) Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
+       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
+       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
+  """
 
   name = "joint"
 
@@ -67,13 +100,51 @@ class Joint(Strategy):
 
 @gin.configurable
 class PostHoc(Strategy):
-  """Prior trained on a frozen, pretrained encoder/decoder (LARS D.1, Xu B.3 "post-hoc").
+  """Post-hoc training: the prior trained on a frozen, pretrained encoder/decoder.
 
-  The run's own workdir is separate from `pretrained_workdir`, which is only read. For the
-  prior the two objectives have the same expected gradient (the reconstruction term and
-  log q(z|x) do not depend on it); 'elbo' reports the ELBO, 'maximum_likelihood' reports the
-  cross-entropy -E_{q(z)}[log p(z)] = KL(q(z) || p(z)) + H[q(z)] in nats and uses no KL
-  warm-up.
+  LARS D.1 (Table 2), Xu B.3 "post-hoc". `prepare` loads the encoder/decoder weights of the
+  latest checkpoint of `pretrained_workdir`; every phase then trains the prior alone
+  (`train_model` False) by `objective`. The run's own workdir is separate from
+  `pretrained_workdir`, which is only read. For the prior the two objectives have the same
+  expected gradient (the reconstruction term and log q(z|x) do not depend on it); 'elbo'
+  reports the ELBO, 'maximum_likelihood' reports the cross-entropy
+  -E_{q(z)}[log p(z)] = KL(q(z) || p(z)) + H[q(z)] in nats and uses no KL warm-up.
+
+  Raises:
+    ValueError: an objective other than 'elbo' or 'maximum_likelihood' (in the constructor).
+    PretrainedModelError: `prepare` finds no checkpoint in pretrained_workdir, or its model
+      differs from this config's (e.g. another latent size); nothing is written anywhere.
+
+  #### Mathematical details
+
+  With the encoder fixed, the ELBO depends on the prior only through E_{q(z)}[log p(z)], the
+  maximum-likelihood objective on aggregate-posterior samples (LARS Eq. 6; Xu Eq. 6, whose
+  term KL(q(z) || p(z)) is the only one that depends on the prior):
+
+  ```none
+  max_lambda E_{q(z)}[log p_lambda(z)],  q(z) = E_x q(z|x).
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.training.strategies import PostHoc
+
+  strategy = PostHoc(pretrained_workdir="/tmp/pretrained_vae", objective="maximum_likelihood")
+  phase, rate = strategy.phase(0, 100, lambda step: 1e-3)
+  assert phase.name == "post_hoc" and not phase.train_model and phase.train_prior
+  assert phase.objective == "maximum_likelihood" and rate == 1e-3
+  ```
+
+  #### References
+
+  [1]: (Post-hoc training, Table 2 and D.1.) Matthias Bauer, Andriy Mnih. Resampled Priors for
+       Variational Autoencoders. In _International Conference on Artificial Intelligence and
+       Statistics (AISTATS)_, 2019. https://arxiv.org/abs/1810.11428
+
+  [2]: (Eq. 6.) Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
+       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
+       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
   """
 
   name = "post_hoc"
@@ -102,9 +173,43 @@ class PostHoc(Strategy):
 
 @gin.configurable
 class NoiseContrastive(Strategy):
-  """Stage two of NCP (Aneja et al. 2021, Sec. 4.1): the VAE and its base prior come from a
-  stage-one run in `pretrained_workdir` (only read) and stay frozen; the classifier of the
-  density-ratio prior (`NCPPrior`) is trained by NCE (Eq. 3) for all `train.num_steps`.
+  """Stage two of NCP: the density-ratio classifier trained by NCE on a frozen VAE.
+
+  Stage two of NCP (Aneja et al. 2021, Sec. 4.1): the VAE and its base prior come from a
+  stage-one run in `pretrained_workdir` (only read; `prepare` loads them) and stay frozen;
+  the classifier of the density-ratio prior (`NCPPrior`) is trained by NCE (Eq. 3) for all
+  `train.num_steps`.
+
+  Raises:
+    PretrainedModelError: `prepare` finds no checkpoint in pretrained_workdir, a stage one
+      trained with another prior than this NCP's base (read from its config.gin), or a model
+      / base prior that does not match this configuration; nothing is written anywhere.
+    ValueError: `prepare` with a prior that is not a density-ratio prior (it has no `base`).
+
+  #### Mathematical details
+
+  Aneja et al. Eq. 3, over the classifier D = sigmoid(T) only:
+
+  ```none
+  min_D -E_{z ~ q(z)}[log D(z)] - E_{z ~ p(z)}[log(1 - D(z))].
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.training.strategies import NoiseContrastive
+
+  strategy = NoiseContrastive(pretrained_workdir="/tmp/stage_one_vae")
+  phase, rate = strategy.phase(5, 100, lambda step: 1e-3)
+  assert phase.objective == "noise_contrastive" and not phase.train_model
+  assert phase.train_prior and rate == 1e-3
+  ```
+
+  #### References
+
+  [1]: Jyoti Aneja, Alexander G. Schwing, Jan Kautz, Arash Vahdat. A Contrastive Learning
+       Approach for Training Variational Autoencoder Priors. In _Advances in Neural
+       Information Processing Systems (NeurIPS)_, 2021. https://arxiv.org/abs/2010.02917
   """
 
   name = "noise_contrastive"
@@ -143,12 +248,45 @@ class NoiseContrastive(Strategy):
 
 @gin.configurable
 class Alternating(Strategy):
-  """Takahashi et al. (2019) Algorithm 1: `model_steps` (J1) VAE steps with the density-ratio
-  prior held fixed, then `estimator_steps` (J2 > J1) steps of its classifier by Eq. 20 with the
-  VAE fixed, repeated. The paper: 10 estimator epochs per VAE epoch (J2 = 10 J1).
+  """Alternating training of the implicit optimal prior (Takahashi et al. 2019, Algorithm 1).
+
+  `model_steps` (J1) VAE steps with the density-ratio prior held fixed (phase 'vae', by the
+  ELBO), then `estimator_steps` (J2 > J1) steps of its classifier by Eq. 20 with the VAE fixed
+  (phase 'density_ratio', by NCE), repeated. The paper: 10 estimator epochs per VAE epoch
+  (J2 = 10 J1).
 
   `train.num_steps` counts both kinds, so the VAE gets num_steps * J1 / (J1 + J2) updates; the
   learning-rate schedule and KL warm-up run on the same global step.
+
+  Raises:
+    ValueError: a step count < 1 (in the constructor); `prepare` with a prior that is not a
+      density-ratio prior.
+
+  #### Mathematical details
+
+  Algorithm 1 alternates the maximisation of Eq. 19 over the encoder and decoder (theta,
+  phi) with T fixed, and of Eq. 20 over the classifier (psi) with the VAE fixed:
+
+  ```none
+  max_psi 1/M sum_i log sigmoid(T_psi(z_1^(i))) + 1/M sum_j log(1 - sigmoid(T_psi(z_0^(j)))),
+  z_1 ~ q_phi(z),  z_0 ~ p(z) = N(0, I).
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.training.strategies import Alternating
+
+  strategy = Alternating(model_steps=2, estimator_steps=3)
+  names = [strategy.phase(step, 100, lambda s: 1e-3)[0].name for step in range(6)]
+  assert names == ["vae", "vae", "density_ratio", "density_ratio", "density_ratio", "vae"]
+  ```
+
+  #### References
+
+  [1]: Hiroshi Takahashi, Tomoharu Iwata, Yuki Yamanaka, Masanori Yamada, Satoshi Yagi.
+       Variational Autoencoder with Implicit Optimal Priors. In _AAAI Conference on
+       Artificial Intelligence_, 2019. https://arxiv.org/abs/1809.05284
   """
 
   name = "alternating"
@@ -176,7 +314,7 @@ class Alternating(Strategy):
 
 @gin.configurable
 class Iterative(Strategy):
-  """Xu et al. Algorithm B.1, with `num_steps` of `train` as the total budget.
+  """Iterative training of Xu et al. (Algorithm B.1), with `num_steps` of `train` as the budget.
 
   Iteration 1a: encoder/decoder with p(z) = N(0, I) for `pretrain_fraction` of the steps, on
   the schedule of `train` (rescaled to this phase). The remaining steps are split into 2 I
@@ -184,7 +322,45 @@ class Iterative(Strategy):
   then `learning_rate`); iterations i = 2..I alternate M steps of encoder/decoder (prior
   fixed) and M steps of prior (encoder/decoder fixed) at `learning_rate`.
   Xu's values: I = 16, M = 100 epochs after 2,400 pretraining epochs (pretrain 3/7 of all),
-  1e-3 then 1e-4.
+  1e-3 then 1e-4. The prior's data-dependent initialisation runs at the start of iteration
+  1b (`prior_initialization_step`), on the encoder that pretraining trained.
+
+  Raises:
+    ValueError: iterations < 1, pretrain_fraction outside [0, 1), or a bad objective (in the
+      constructor); a budget that leaves fewer than one step per phase (`boundaries`,
+      `phase`).
+
+  #### Mathematical details
+
+  With P = num_steps - 2 I M pretraining steps and M = (num_steps - round(f num_steps)) //
+  (2 I) steps per phase (f = `pretrain_fraction`), Algorithm B.1:
+
+  ```none
+  Iteration 1a: train q(z|x) and p(x|z) with p(z) = N(0, I)           (steps [0, P)),
+  Iteration 1b: train p(z) for 2M steps, q(z|x), p(x|z) fixed          (steps [P, P + 2M)),
+  for i = 2..I: train q(z|x), p(x|z) for M steps with p(z) fixed,
+                then p(z) for M steps with q(z|x), p(x|z) fixed.
+  ```
+
+  #### Examples
+
+  ```python
+  from tfp_priors.training.strategies import Iterative
+
+  strategy = Iterative(iterations=2, pretrain_fraction=0.5)
+  assert strategy.boundaries(100) == (52, 12)
+  phases = [strategy.phase(step, 100, lambda s: 1e-3) for step in (0, 52, 64, 76, 88)]
+  assert [phase.name for phase, _ in phases] == [
+      "iteration_1a", "prior", "prior", "model", "prior"]
+  assert [rate for _, rate in phases] == [1e-3, 1e-3, 1e-4, 1e-4, 1e-4]
+  assert strategy.prior_initialization_step(100) == 52
+  ```
+
+  #### References
+
+  [1]: Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
+       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
+       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
   """
 
   name = "iterative"
