@@ -1,15 +1,21 @@
-"""Properties every registered prior and every model must have, tested over the registries.
+"""Properties every registered prior, model and dataset must have, tested over the registries.
 
 TFP's habit: one property, every member. A new prior or model is covered once it is
-registered (priors) or exported from `tfp_priors.models` as a `LatentVariableModel`.
+registered (priors, datasets) or exported from `tfp_priors.models` as a `LatentVariableModel`.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
+import support
 from tfp_priors import models as models_lib
 from tfp_priors import objectives
+from tfp_priors.data import DatasetNotFoundError
+from tfp_priors.data import files
+from tfp_priors.data import make_datasets
+from tfp_priors.data import omniglot
+from tfp_priors.data import registry as data_registry
 from tfp_priors.priors import base as prior_base
 from tfp_priors.priors import build_prior
 
@@ -48,7 +54,8 @@ MODELS = {
 
 def _prior_classes():
   """{class name: class} of every registered prior (aliases collapse to one class)."""
-  return {cls.__name__: cls for cls in prior_base._REGISTRY.values()}  # pylint: disable=protected-access
+  registry = prior_base._REGISTRY  # pylint: disable=protected-access
+  return {cls.__name__: cls for cls in registry.values()}
 
 
 def _model_for(cls):
@@ -193,3 +200,41 @@ def test_model_checkpoint_round_trip_restores_the_bound(name, tmp_path):
   tf.train.Checkpoint(model=restored).restore(path).assert_existing_objects_matched()
   np.testing.assert_allclose(restored.forward(x, 1, seed=[1, 2]).log_likelihood.numpy(),
                              expected, rtol=1e-5, equal_nan=True)
+
+
+def _dataset_dir(name, tmp_path):
+  """A data directory holding the data set `name` without writing to the project's data
+  folder: the MNIST slice for dynamic MNIST, links to the Omniglot zips in a fresh folder (its
+  npz cache goes there), and support.DATA_DIR for the others (None for OneHot)."""
+  if name == "dynamic_mnist":
+    return support.SLICE_DIR
+  if name == "omniglot":
+    (tmp_path / omniglot.SUBDIR).mkdir()
+    for file_name in omniglot.ZIP_FILES:
+      source = support.DATA_DIR / omniglot.SUBDIR / file_name
+      if source.is_file():
+        (tmp_path / omniglot.SUBDIR / file_name).symlink_to(source)
+    return str(tmp_path)
+  return None if name == "onehot" else str(support.DATA_DIR)
+
+
+@pytest.mark.parametrize("name", data_registry.names())
+def test_every_registered_dataset_loads_in_the_shape_and_range_its_spec_declares(
+    name, tmp_path, monkeypatch):
+  spec = data_registry.get_spec(name)
+  assert spec.event_size == int(np.prod(spec.image_shape))
+  data_dir = _dataset_dir(name, tmp_path)
+  monkeypatch.setenv(files.ENV_DATA_DIR, str(tmp_path / "nothing"))  # only data_dir counts
+  try:
+    data = make_datasets(name, batch_size=8, data_dir=data_dir, allow_download=False)
+  except DatasetNotFoundError as e:
+    pytest.skip(f"{name} is not available here: {str(e).splitlines()[0][:200]}")
+  assert data.image_shape == spec.image_shape and data.event_size == spec.event_size
+  train = next(iter(data.train)).numpy()
+  test = np.concatenate([b.numpy() for b in data.test])
+  assert train.shape == (8, spec.event_size) and test.shape == (data.num_test, spec.event_size)
+  assert 0.0 <= test.min() and test.max() <= 1.0
+  binary = spec.binarization != "none"
+  assert np.all(np.isin(train, (0.0, 1.0))) == binary
+  assert np.all(np.isin(test, (0.0, 1.0))) == binary
+  assert data.train_mean.shape == (spec.event_size,)
