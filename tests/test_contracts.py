@@ -16,7 +16,7 @@ from tfp_priors.data import files
 from tfp_priors.data import make_datasets
 from tfp_priors.data import omniglot
 from tfp_priors.data import registry as data_registry
-from tfp_priors.priors import base as prior_base
+from tfp_priors.priors import interface as prior_base
 from tfp_priors.priors import build_prior
 
 LATENT = 3

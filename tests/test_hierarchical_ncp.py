@@ -8,7 +8,7 @@ import tf_keras
 
 from tfp_priors.evaluation import metrics
 from tfp_priors.models import HVAE
-from tfp_priors.models import base as model_base
+from tfp_priors.models import common as model_common
 from tfp_priors.priors import HierarchicalNCPPrior
 
 
@@ -34,7 +34,7 @@ def test_joint_density_with_its_estimated_z_integrates_to_one_on_two_one_dimensi
   u = np.linspace(-9.0, 9.0, 361, dtype=np.float32)
   z2, z1 = (g.reshape(-1, 1, 1) for g in np.meshgrid(u, u, indexing="ij"))
   zeros = tf.zeros(z2.shape[:2])
-  forward = model_base.Forward(
+  forward = model_common.Forward(
       z_top=z2, log_posterior_top=zeros, log_likelihood=zeros, log_posterior_rest=zeros,
       log_prior_rest=model.conditional_prior(z2).log_prob(z1), z_rest=z1)
   density = np.exp(prior.latent_log_prob(forward).numpy().astype(np.float64))
@@ -81,6 +81,6 @@ def test_test_nll_uses_the_lower_classifier_and_the_joint_normalizer(evaluation_
 def test_a_forward_without_lower_latents_is_refused(evaluation_problem):
   _, prior, _ = evaluation_problem
   zeros = tf.zeros([1, 3])
-  flat = model_base.Forward(tf.zeros([1, 3, 2]), zeros, zeros, zeros, zeros)
+  flat = model_common.Forward(tf.zeros([1, 3, 2]), zeros, zeros, zeros, zeros)
   with pytest.raises(ValueError, match="no z_rest"):
     prior.latent_log_prob(flat)

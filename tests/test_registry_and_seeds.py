@@ -13,7 +13,7 @@ from tfp_priors import seeds
 from tfp_priors.models import VAE
 from tfp_priors.models import LatentVariableModel
 from tfp_priors.priors import (LarsPrior, NCPPrior, RealNVPPrior, VampPrior, XuRealNVPPrior,
-                               base, build_prior, canonical_name, deferred_state)
+                               build_prior, canonical_name, deferred_state, interface)
 from tfp_priors.training import checkpointing
 
 
@@ -59,7 +59,7 @@ def test_an_old_run_directory_names_its_prior_rnvp_which_matches_the_renamed_cla
 def test_register_rejects_a_taken_name_or_alias_and_leaves_the_registry_alone():
   for name, aliases in (("rnvp", ()), ("lars", ()), ("a_new_name", ("rnvp",))):
     with pytest.raises(ValueError, match="already registered"):
-      base.register(name, aliases=aliases)(type("P", (base.Prior,), {}))
+      interface.register(name, aliases=aliases)(type("P", (interface.Prior,), {}))
   assert canonical_name("rnvp") == "xu_realnvp"
   assert type(build_prior(2, name="rnvp")) is XuRealNVPPrior
   with pytest.raises(ValueError, match="registered priors"):
@@ -138,7 +138,7 @@ def test_build_prior_defers_the_state_of_the_prior_and_of_priors_it_builds_by_na
   gin.parse_config("LarsPrior.hidden_sizes = (4,)\nNCPPrior.base_prior = 'lars'")
   prior = build_prior(3, name="lars", defer_state=True)
   assert math.isnan(float(prior.moving_average))
-  assert base.state_deferred_depth() == 0  # the context closed
+  assert interface.state_deferred_depth() == 0  # the context closed
   prior.distribution()
   assert float(prior.moving_average) == _initial_z(prior)
   ncp = build_prior(3, name="ncp", defer_state=True)  # its LARS base prior built by name

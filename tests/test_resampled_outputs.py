@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 from tfp_priors import objectives
 from tfp_priors import seeds
 from tfp_priors.models import VAE, ResampledOutputs
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.priors import StandardNormalPrior
 
 TRUNCATION = 3
@@ -44,7 +44,7 @@ def _exact_marginal(model, images):
   z = np.linspace(-8, 8, 4001, dtype=np.float32)[:, None]
   width = 16.0 / 4000
   logits = tf.broadcast_to(model.base.decoder(z)[:, None, :], [len(z)] + list(images.shape))
-  log_lik = base.bernoulli_log_likelihood(logits, images)  # [G, 64]
+  log_lik = common.bernoulli_log_likelihood(logits, images)  # [G, 64]
   log_prior = tfp.distributions.Normal(0.0, 1.0).log_prob(z)  # [G, 1]
   return np.exp(tf.reduce_logsumexp(log_lik + log_prior, axis=0).numpy()) * width
 

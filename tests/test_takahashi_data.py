@@ -23,7 +23,7 @@ from tfp_priors.data import load_frey_faces
 from tfp_priors.data import load_onehot
 from tfp_priors.data import make_datasets
 from tfp_priors.models import GatedVAE
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.nets import GatedMLP
 from tfp_priors.priors import build_prior
 from trainers import plot_onehot
@@ -219,7 +219,7 @@ def test_gaussian_log_likelihood_matches_scipy():
   mean = rng.uniform(size=(3, 5, 7))
   log_variance = rng.uniform(-6, 0, size=(3, 5, 7))
   x = rng.uniform(size=(5, 7))
-  got = base.gaussian_log_likelihood(
+  got = common.gaussian_log_likelihood(
       tf.constant(np.concatenate([mean, log_variance], -1), tf.float64), tf.constant(x))
   expected = scipy.stats.norm.logpdf(x, mean, np.exp(0.5 * log_variance)).sum(-1)
   np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)

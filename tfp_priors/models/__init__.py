@@ -1,6 +1,6 @@
 """Latent variable models of the papers; each is a `LatentVariableModel` and returns a
-`base.Forward` from `forward(x, K)`."""
-from tfp_priors.models.base import Forward
+`common.Forward` from `forward(x, K)`."""
+from tfp_priors.models.common import Forward
 from tfp_priors.models.conv_hvae import ConvHVAE
 from tfp_priors.models.conv_vae import ConvVAE
 from tfp_priors.models.conv_vae import ResnetVAE

@@ -26,7 +26,7 @@ Choices the paper leaves open, made here:
 - The two encoders have separate CNNs (no weight sharing).
 - The last transposed convolution (14x14x32 -> 28x28x1, linear: Bernoulli logits) has no bias
   of its own; an untied per-pixel bias [784], initialised to the logit of the mean training
-  image (`base.output_bias`), follows it, as in the other models' decoders.
+  image (`common.output_bias`), follows it, as in the other models' decoders.
 - Heads output the mean and log std of a diagonal Normal (2d numbers), as in `HVAE`.
 - Convolution kernels use He initialisation, the MLP layers Glorot's (see KERNEL_INITIALIZER:
   with Glorot's everywhere, short runs collapse to the mean image).
@@ -43,7 +43,7 @@ import gin
 import tensorflow as tf
 import tf_keras
 
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import hvae
 from tfp_priors.nets import MLP
 from tfp_priors.nets import conv
@@ -170,7 +170,7 @@ class ConvHVAE(hvae.HVAE):
   Bauer & Mnih, appendix C.2, "ConvHVAE (L = 2)": stride-2 4x4 (transposed) convolutions with
   32 channels and ReLU, tanh MLP layers, a Bernoulli likelihood and d = 50 per latent layer
   (the choices the paper leaves open are listed in the module docstring). Same interface as
-  `HVAE` (`forward` gives `base.Forward` with [K, B] fields in nats and z_top [K, B, d];
+  `HVAE` (`forward` gives `common.Forward` with [K, B] fields in nats and z_top [K, B, d];
   `decode` maps z2 [N, d] to pixel probabilities [N, 784]); only the four networks differ (see
   the module docstring). Test NLL on dynamic MNIST (LARS Table 1): 81.21 nats with a standard
   Normal p(z2), 80.30 with LARS.
@@ -237,5 +237,5 @@ class ConvHVAE(hvae.HVAE):
         MLP(d, (), _FLAT, output_activation="tanh", name="branch_b"),
         MLP(2 * _FLAT, (h,), 2 * d, name="head"), name="q_z1")
     p_z1 = MLP(d, (h, h), 2 * d, name="p_z1")
-    p_x = ConvDecoder(d, h, base.output_bias(train_mean), name="p_x")
+    p_x = ConvDecoder(d, h, common.output_bias(train_mean), name="p_x")
     return q_z2, q_z1, p_z1, p_x

@@ -17,7 +17,7 @@ no change; the time is not bounded: ~8 s (ConvVAE) / ~15 s (ResnetVAE) per 20 te
 import gin
 import tensorflow as tf
 
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import conv
 
@@ -32,7 +32,7 @@ class ConvVAE(latent_variable_model.LatentVariableModel):
   p(x|z) = Bernoulli(logits = h(z) -> LinearConv1x1[28x28x1]); leaky relu; d = 40 on MNIST.
   Test NLL on dynamic MNIST (Xu Table B.3, K = 20 flows): 82.14 standard / 78.67 RNVP prior.
 
-  Shapes: `forward(x [B, 784], K)` -> `base.Forward` with z_top [K, B, d], log q(z|x) and
+  Shapes: `forward(x [B, 784], K)` -> `common.Forward` with z_top [K, B, d], log q(z|x) and
   log p(x|z) [K, B] in nats, zeros for the lower-latent terms; `decode(z [N, d])` -> pixel
   probabilities [N, 784]. The decoder decodes at most `decode_batch_size` images at once, so
   the K = 1000 IWAE evaluation stays in bounded memory (see the module docstring).
@@ -101,7 +101,7 @@ class ConvVAE(latent_variable_model.LatentVariableModel):
     self.decode_batch_size = int(decode_batch_size)
     self.encoder = conv.ConvEncoder(2 * latent_size, block, activation, name="encoder")
     self.decoder = conv.ConvDecoder(latent_size, block, activation,
-                                    output_bias_initializer=base.output_bias(train_mean),
+                                    output_bias_initializer=common.output_bias(train_mean),
                                     name="decoder")
 
   def _logits(self, z):
@@ -131,19 +131,19 @@ class ConvVAE(latent_variable_model.LatentVariableModel):
       seed: stateless seed or None.
 
     Returns:
-      `base.Forward`: z_top [K, B, d], log q(z|x) and log p(x|z) [K, B] in nats, zeros for the
+      `common.Forward`: z_top [K, B, d], log q(z|x) and log p(x|z) [K, B] in nats, zeros for the
       lower-latent terms.
 
     Raises:
       ValueError: if x is not [B, 784].
     """
-    base.check_input(x, self.input_size)
-    return base.single_latent_forward(self.encoder(x), self._logits, x, num_samples, seed)
+    common.check_input(x, self.input_size)
+    return common.single_latent_forward(self.encoder(x), self._logits, x, num_samples, seed)
 
   def encode_top(self, x):
     """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
-    base.check_input(x, self.input_size)
-    return base.diagonal_normal(self.encoder(x))
+    common.check_input(x, self.input_size)
+    return common.diagonal_normal(self.encoder(x))
 
   def posterior_mean(self, x):
     """E_q[z|x]: [B, D] -> [B, d]."""

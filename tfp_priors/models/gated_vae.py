@@ -27,7 +27,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import GatedMLP
 
@@ -55,7 +55,7 @@ class GatedVAE(latent_variable_model.LatentVariableModel):
   (`likelihood='gaussian'`: Frey Faces; see the module docstring for the range). Hidden layers
   are gated linear units (Dauphin et al. 2017). The prior is separate.
 
-  Same interface as `models.VAE`: `forward` (x [B, D] -> `base.Forward` with [K, B] fields in
+  Same interface as `models.VAE`: `forward` (x [B, D] -> `common.Forward` with [K, B] fields in
   nats; for 'gaussian' log p(x|z) is a density and can be positive), `encode_top`,
   `posterior_mean`, `decode` (means of p(x|z) [N, D] in [0, 1]), `latent_size`, `input_size`.
 
@@ -151,7 +151,7 @@ class GatedVAE(latent_variable_model.LatentVariableModel):
 
   def decoder_output(self, z):
     """z [..., d] -> Bernoulli logits [..., D], or for 'gaussian' [..., 2D]: the mean in
-    [0, 1] then the log variance clipped to log_variance_range (`base.gaussian_log_likelihood`
+    [0, 1] then the log variance clipped to log_variance_range (`common.gaussian_log_likelihood`
     takes this)."""
     out = self.decoder(z)
     if self.likelihood == "bernoulli":
@@ -161,8 +161,8 @@ class GatedVAE(latent_variable_model.LatentVariableModel):
                       tf.clip_by_value(log_variance, *self.log_variance_range)], axis=-1)
 
   def _log_likelihood_fn(self):
-    return (base.bernoulli_log_likelihood if self.likelihood == "bernoulli"
-            else base.gaussian_log_likelihood)
+    return (common.bernoulli_log_likelihood if self.likelihood == "bernoulli"
+            else common.gaussian_log_likelihood)
 
   def forward(self, x, num_samples=1, seed=None):
     """Samples z ~ q(z|x) K times and scores it.
@@ -172,19 +172,19 @@ class GatedVAE(latent_variable_model.LatentVariableModel):
       seed: stateless seed or None.
 
     Returns:
-      `base.Forward` with [K, B] fields (log p(x|z) in nats; a density for 'gaussian', so it
+      `common.Forward` with [K, B] fields (log p(x|z) in nats; a density for 'gaussian', so it
       can be positive) and z_top [K, B, d].
 
     Raises:
       ValueError: x is not [B, input_size].
     """
-    base.check_input(x, self.input_size)
-    return base.single_latent_forward(self.encoder(x), self.decoder_output, x, num_samples,
+    common.check_input(x, self.input_size)
+    return common.single_latent_forward(self.encoder(x), self.decoder_output, x, num_samples,
                                       seed, log_likelihood_fn=self._log_likelihood_fn())
 
   def encode_top(self, x):
     """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
-    return base.diagonal_normal(self.encoder(x))
+    return common.diagonal_normal(self.encoder(x))
 
   def posterior_mean(self, x):
     """E_q[z|x]: [B, D] -> [B, d]."""

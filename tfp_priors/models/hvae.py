@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfp_priors import replicas
 from tfp_priors import seeds
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import MLP
 
@@ -57,7 +57,7 @@ class HVAE(latent_variable_model.LatentVariableModel):
   (`has_lower_latent_group`: `posterior_lower`, `conditional_prior`, `prior_context`,
   `likelihood_mean`) are shared.
 
-  Shapes: `forward(x [B, D], K)` -> `base.Forward` with [K, B] fields in nats, z_top
+  Shapes: `forward(x [B, D], K)` -> `common.Forward` with [K, B] fields in nats, z_top
   [K, B, d], z_rest (z1) [K, B, d]; `decode(z2 [N, d])` samples z1 ~ p(z1|z2) and returns
   pixel probabilities [N, D].
 
@@ -70,7 +70,7 @@ class HVAE(latent_variable_model.LatentVariableModel):
   ELBO(x) = E_q[log p(x|z1, z2) + log p(z2) + log p(z1|z2) - log q(z2|x) - log q(z1|x, z2)],
   ```
 
-  with log p(z2) from the prior and the other terms in `base.Forward` (log_posterior_top,
+  with log p(z2) from the prior and the other terms in `common.Forward` (log_posterior_top,
   log_posterior_rest, log_prior_rest, log_likelihood).
 
   #### Examples
@@ -116,23 +116,23 @@ class HVAE(latent_variable_model.LatentVariableModel):
     return (MLP(D, (h, h), 2 * d, name="q_z2"),
             _mlp_merge(D, d, h, 2 * d, name="q_z1"),
             MLP(d, (h, h), 2 * d, name="p_z1"),
-            _mlp_merge(d, d, h, D, base.output_bias(train_mean), name="p_x"))
+            _mlp_merge(d, d, h, D, common.output_bias(train_mean), name="p_x"))
 
   def forward(self, x, num_samples=1, seed=None):
-    """x [B, 784] -> `base.Forward` with [K, B] fields; z_top = z2."""
-    base.check_input(x, self.input_size)
+    """x [B, 784] -> `common.Forward` with [K, B] fields; z_top = z2."""
+    common.check_input(x, self.input_size)
     seed2, seed1 = seeds.split_seed(seed)
-    q2 = base.diagonal_normal(self.q_z2(x))
+    q2 = common.diagonal_normal(self.q_z2(x))
     z2 = replicas.sample_diagonal_normal(q2, seed2, num_samples)
-    q1 = base.diagonal_normal(self.q_z1(x, z2))
+    q1 = common.diagonal_normal(self.q_z1(x, z2))
     z1 = replicas.sample_diagonal_normal(q1, seed1)
-    p1 = base.diagonal_normal(self.p_z1(z2))
-    log_lik = base.bernoulli_log_likelihood(self.p_x(z1, z2), x)
-    return base.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1), z1)
+    p1 = common.diagonal_normal(self.p_z1(z2))
+    log_lik = common.bernoulli_log_likelihood(self.p_x(z1, z2), x)
+    return common.Forward(z2, q2.log_prob(z2), log_lik, q1.log_prob(z1), p1.log_prob(z1), z1)
 
   def encode_top(self, x):
     """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
-    return base.diagonal_normal(self.q_z2(x))
+    return common.diagonal_normal(self.q_z2(x))
 
   def posterior_mean(self, x):
     """E_q[z2|x]: [B, D] -> [B, d]."""
@@ -146,11 +146,11 @@ class HVAE(latent_variable_model.LatentVariableModel):
   # The pieces hierarchical NCP (Aneja et al. Sec. 4.4) reweights, group by group.
   def posterior_lower(self, x, z2):
     """q(z1|x, z2): x [B, D], z2 [..., B, d] -> diagonal Normal, batch [..., B], event [d]."""
-    return base.diagonal_normal(self.q_z1(x, z2))
+    return common.diagonal_normal(self.q_z1(x, z2))
 
   def conditional_prior(self, z2):
     """p(z1|z2): z2 [..., d] -> diagonal Normal, batch [...], event [d]."""
-    return base.diagonal_normal(self.p_z1(z2))
+    return common.diagonal_normal(self.p_z1(z2))
 
   def prior_context(self, z2):
     """c(z2): the last hidden layer of p(z1|z2)'s MLP, [..., d] -> [..., hidden_size]; the

@@ -30,7 +30,7 @@ from tfp_priors import distributions
 from tfp_priors import seeds
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.models.vae import VAE
 from tfp_priors.nets import MLP
@@ -80,7 +80,7 @@ class ResampledOutputs(latent_variable_model.LatentVariableModel):
   checkpointed): the base model, the acceptance network, the EMA <Z> (`moving_average`, 0 until
   the first training step) and, once estimated, `evaluation_log_normalizer` (NaN until then).
 
-  Call signature as every model: `forward(x [B, D], K, seed)` -> `base.Forward` with [K, B]
+  Call signature as every model: `forward(x [B, D], K, seed)` -> `common.Forward` with [K, B]
   fields; log densities in nats. log Z is NaN before the first training step or estimate (an
   untrained model has no Z, and NaN makes that visible in every bound). The gradient of log Z
   with respect to the encoder, decoder and prior (through the binary x_s) is ignored, as in

@@ -6,7 +6,7 @@ layer), p(x|z) = Bernoulli(MLP[d - 300 - 300 - 784]), tanh nonlinearities.
 import gin
 import tensorflow as tf
 
-from tfp_priors.models import base
+from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.nets import MLP
 
@@ -21,7 +21,7 @@ class VAE(latent_variable_model.LatentVariableModel):
   log q(z|x) and log p(x|z). The decoder's output bias starts at the logit of the mean
   training image (`train_mean`, zeros if None).
 
-  Shapes: `forward(x [B, D], K, seed)` -> `base.Forward` with [K, B] fields in nats and
+  Shapes: `forward(x [B, D], K, seed)` -> `common.Forward` with [K, B] fields in nats and
   z_top [K, B, d]; `encode_top(x)` -> `tfd.MultivariateNormalDiag`, batch [B], event [d];
   `posterior_mean(x)` -> [B, d]; `decode(z [N, d])` -> pixel probabilities [N, D].
 
@@ -72,16 +72,16 @@ class VAE(latent_variable_model.LatentVariableModel):
     self.input_size, self.latent_size = input_size, latent_size
     self.encoder = MLP(input_size, hidden_sizes, 2 * latent_size, activation, name="encoder")
     self.decoder = MLP(latent_size, tuple(reversed(hidden_sizes)), input_size, activation,
-                       output_bias_initializer=base.output_bias(train_mean), name="decoder")
+                       output_bias_initializer=common.output_bias(train_mean), name="decoder")
 
   def forward(self, x, num_samples=1, seed=None):
-    """Samples z ~ q(z|x) K times and scores it. x [B, 784] -> `base.Forward` ([K, B] fields)."""
-    base.check_input(x, self.input_size)
-    return base.single_latent_forward(self.encoder(x), self.decoder, x, num_samples, seed)
+    """Samples z ~ q(z|x) K times and scores it. x [B, 784] -> `common.Forward` ([K, B] fields)."""
+    common.check_input(x, self.input_size)
+    return common.single_latent_forward(self.encoder(x), self.decoder, x, num_samples, seed)
 
   def encode_top(self, x):
     """q(z_top|x) as a `tfd.MultivariateNormalDiag`: x [B, D] -> batch [B], event [d]."""
-    return base.diagonal_normal(self.encoder(x))
+    return common.diagonal_normal(self.encoder(x))
 
   def posterior_mean(self, x):
     """E_q[z|x]: [B, D] -> [B, d]."""

@@ -128,7 +128,7 @@ class ConvDecoder(tf.Module):
 
   The paper's LinearConv1x1 has a single bias; here the 1x1 convolution has no bias and is
   followed by an untied per-pixel bias [784] initialised by `output_bias_initializer` (e.g.
-  `models.base.output_bias(train_mean)`, the logit of the mean training image), so the decoder
+  `models.common.output_bias(train_mean)`, the logit of the mean training image), so the decoder
   starts at the mean image like the dense decoders (784 parameters more than the paper).
 
   Call: z [N, d] -> logits [N, 784] (flattened 28x28x1).

@@ -30,7 +30,7 @@ class GatedMLP(tf.Module):
       hidden_sizes: units of each gated hidden layer, e.g. (500, 500).
       output_size: size of the output's last axis.
       output_bias_initializer: Keras initializer of the output bias (e.g. the logit of the
-        mean training image, `models.base.output_bias`).
+        mean training image, `models.common.output_bias`).
       name: module name.
     """
     super().__init__(name=name)

@@ -9,7 +9,7 @@ priors share `FlowPrior`; the NCPs and the implicit prior share `DensityRatioPri
 Mixture baselines: 'mog' (`MixtureOfGaussiansPrior`), 'vamp' (`VampPrior`, Tomczak & Welling
 2018; built from the model's encoder).
 """
-from tfp_priors.priors.base import (Prior, build_prior, canonical_name, deferred_state,
+from tfp_priors.priors.interface import (Prior, build_prior, canonical_name, deferred_state,
                                     register)
 from tfp_priors.priors.density_ratio import DensityRatioPrior, ImplicitPrior, NCPPrior
 from tfp_priors.priors.flow import FlowPrior

@@ -27,7 +27,7 @@ from tfp_priors import replicas
 from tfp_priors import seeds
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 
 tfd = tfp.distributions
 
@@ -66,7 +66,7 @@ def jensen_shannon(loss):
   return math.log(2.0) - 0.5 * loss
 
 
-class DensityRatioPrior(base.Prior):
+class DensityRatioPrior(interface.Prior):
   """Base class of the priors reweighted by a learned density ratio (NCP, implicit prior).
 
   p(z) = b(z) exp(T(z)) / Z over a base prior b (`base`, a `Prior`), with T the logit of a
@@ -144,7 +144,7 @@ class DensityRatioPrior(base.Prior):
       raise ValueError(f"SIR needs at least one proposal; got num_proposals={num_proposals}. "
                        f"Set num_proposals >= 1 (Aneja et al. use 5,000).")
     if isinstance(base_prior, str):
-      base_prior = base.build_prior(latent_size, name=base_prior)
+      base_prior = interface.build_prior(latent_size, name=base_prior)
     if base_prior.latent_size != self.latent_size:
       raise ValueError(f"base prior latent size {base_prior.latent_size} != {latent_size}.")
     self.base = base_prior
@@ -251,7 +251,7 @@ class DensityRatioPrior(base.Prior):
 
 
 @gin.configurable
-@base.register("ncp")
+@interface.register("ncp")
 class NCPPrior(DensityRatioPrior):
   """Noise contrastive prior (NCP) of Aneja et al. (2021, Sec. 4), registered as 'ncp'.
 
@@ -367,7 +367,7 @@ class NCPPrior(DensityRatioPrior):
 
 
 @gin.configurable
-@base.register("implicit")
+@interface.register("implicit")
 class ImplicitPrior(DensityRatioPrior):
   """Implicit optimal prior of Takahashi et al. (2019), registered as 'implicit'.
 

@@ -21,7 +21,7 @@ import tf_keras
 from tfp_priors import seeds
 from tfp_priors.bijectors import caching
 from tfp_priors.nets import MLP
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 
 tfb = tfp.bijectors
 tfd = tfp.distributions
@@ -92,7 +92,7 @@ class CouplingNet(tf.Module):
     return a, b
 
 
-class FlowPrior(base.Prior):
+class FlowPrior(interface.Prior):
   """Base class of the flow priors: N(0, I_d) pushed through a learned bijector w -> z.
 
   `distribution()` is `tfd.TransformedDistribution(N(0, I_d), bijector)` with event shape

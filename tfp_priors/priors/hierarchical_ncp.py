@@ -15,12 +15,12 @@ from tfp_priors import objectives
 from tfp_priors import replicas
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 from tfp_priors.priors import density_ratio
 
 
 @gin.configurable
-@base.register("hierarchical_ncp")
+@interface.register("hierarchical_ncp")
 class HierarchicalNCPPrior(density_ratio.NCPPrior):
   """Hierarchical NCP on the two-group HVAE (Aneja et al. Sec. 4.4), 'hierarchical_ncp'.
 

@@ -15,12 +15,12 @@ from tfp_priors import replicas
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.nets import MLP
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 
 
 @gin.configurable
-@base.register("lars")
-class LarsPrior(base.Prior):
+@interface.register("lars")
+class LarsPrior(interface.Prior):
   """Learned Accept/Reject Sampling (LARS) prior of Bauer & Mnih (2019), registered as 'lars'.
 
   A proposal prior pi (any registered prior, default 'normal') resampled by a learned
@@ -37,7 +37,7 @@ class LarsPrior(base.Prior):
   The EMA's starting value <Z>_0 is a 2^14-sample estimate of Z (seed 0) for the constructed
   a(z) and proposal (`initialize_state`). The constructor computes it, so that a prior built
   directly is complete at once (its `variables` hold <Z>_0). Built inside
-  `base.deferred_state()` (`build_prior(..., defer_state=True)`) the constructor is light: it
+  `interface.deferred_state()` (`build_prior(..., defer_state=True)`) the constructor is light: it
   builds the variables only, `moving_average` holds NaN ("no <Z> yet"), and
   `training_log_prob` and `log_normalizer` (hence `distribution()` and sampling) call
   `initialize_state()` on first use, also while tracing a `tf.function`. That is for callers
@@ -118,7 +118,7 @@ class LarsPrior(base.Prior):
     if not 0.0 < float(ema_epsilon) <= 1.0:
       raise ValueError(f"ema_epsilon must be in (0, 1], got {ema_epsilon}.")
     if isinstance(proposal, str):
-      proposal = base.build_prior(latent_size, name=proposal)
+      proposal = interface.build_prior(latent_size, name=proposal)
     if proposal.latent_size != self.latent_size:
       raise ValueError(f"proposal latent size {proposal.latent_size} != {self.latent_size}.")
     self.proposal = proposal
@@ -130,7 +130,7 @@ class LarsPrior(base.Prior):
     # Under tf.distribute each replica assigns its batch's value; MEAN aggregation makes the
     # stored <Z> the mean over the global batch, identical on every replica. NaN: no <Z> yet
     # (deferred: `initialize_state` sets <Z>_0 on first use).
-    self._state_pending = base.state_deferred_depth() > 0
+    self._state_pending = interface.state_deferred_depth() > 0
     self.moving_average = tf.Variable(
         math.nan if self._state_pending else self._initial_normalizer(), trainable=False,
         aggregation=tf.VariableAggregation.MEAN, name="ema_normalizer")
@@ -146,7 +146,7 @@ class LarsPrior(base.Prior):
 
   def initialize_state(self):
     """Sets the EMA's starting value <Z>_0 = `_initial_normalizer()` if the constructor left
-    it to first use (`base.deferred_state()`) and `moving_average` holds no value yet (none
+    it to first use (`interface.deferred_state()`) and `moving_average` holds no value yet (none
     restored from a checkpoint, assigned, or set by `initialize`).
 
     Called on first use by `training_log_prob` and `log_normalizer` (also while tracing a

@@ -11,14 +11,14 @@ import tensorflow_probability as tfp
 import tf_keras
 
 from tfp_priors import seeds
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 from tfp_priors.priors import flow
 
 tfb = tfp.bijectors
 
 
 @gin.configurable
-@base.register("maf")
+@interface.register("maf")
 class MAFPrior(flow.FlowPrior):
   """Masked autoregressive flow prior of the LARS paper (appendix C.2), registered as 'maf'.
 

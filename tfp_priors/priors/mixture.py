@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors.models import latent_variable_model
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 
 tfd = tfp.distributions
 
@@ -125,8 +125,8 @@ class DiagonalGaussianMixture(tfd.MixtureSameFamily):
 
 
 @gin.configurable
-@base.register("mog")
-class MixtureOfGaussiansPrior(base.Prior):
+@interface.register("mog")
+class MixtureOfGaussiansPrior(interface.Prior):
   """A learned mixture of K diagonal Gaussians, registered as 'mog'.
 
   A baseline prior; also a base prior for `NCPPrior` (Aneja et al. use a GMM base, Table 1).
@@ -220,8 +220,8 @@ class _EncoderReference:
 
 
 @gin.configurable(denylist=["model"])
-@base.register("vamp")
-class VampPrior(base.Prior):
+@interface.register("vamp")
+class VampPrior(interface.Prior):
   """VampPrior of Tomczak & Welling (2018), registered as 'vamp'.
 
   p(z) = (1/K) sum_k q(z | u_k), a uniform mixture of the model's posterior over K learned

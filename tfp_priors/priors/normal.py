@@ -3,14 +3,14 @@ import gin
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 
 tfd = tfp.distributions
 
 
 @gin.configurable
-@base.register("normal")
-class StandardNormalPrior(base.Prior):
+@interface.register("normal")
+class StandardNormalPrior(interface.Prior):
   """The standard Normal prior p(z) = N(0, I_d), registered as 'normal'.
 
   The baseline of every paper, and the default proposal of `LarsPrior` and base prior of

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors import seeds
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 from tfp_priors.priors import flow
 
 tfb = tfp.bijectors
@@ -33,7 +33,7 @@ def swap_halves_permutation(size, num_masked, rng):
 
 
 @gin.configurable
-@base.register("realnvp")
+@interface.register("realnvp")
 class RealNVPPrior(flow.FlowPrior):
   """RealNVP flow prior of the LARS paper (Bauer & Mnih, appendix C.2), registered as 'realnvp'.
 

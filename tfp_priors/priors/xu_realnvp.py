@@ -20,7 +20,7 @@ import tensorflow_probability as tfp
 
 from tfp_priors import bijectors
 from tfp_priors import seeds
-from tfp_priors.priors import base
+from tfp_priors.priors import interface
 from tfp_priors.priors import flow
 
 tfb = tfp.bijectors
@@ -43,7 +43,7 @@ class SigmoidAffine(tf.Module):
 
 
 @gin.configurable
-@base.register("xu_realnvp", aliases=("rnvp",))
+@interface.register("xu_realnvp", aliases=("rnvp",))
 class XuRealNVPPrior(flow.FlowPrior):
   """Real NVP prior of Xu et al. (2019, appendix B.2), registered as 'xu_realnvp'.
 

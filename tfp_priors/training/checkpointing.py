@@ -8,7 +8,7 @@ import re
 
 import tensorflow as tf
 
-from tfp_priors.priors import base as prior_base
+from tfp_priors.priors import interface as prior_base
 from tfp_priors.training import workdir as workdir_lib
 
 

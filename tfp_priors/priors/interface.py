@@ -261,7 +261,7 @@ class Prior(tf.Module):
     """log p(z_top, z_rest) of all of a model's latents, for the ELBO and IWAE evaluation.
 
     Args:
-      forward: a model's `models.base.Forward` (z_top [K, B, d], log_prior_rest [K, B]).
+      forward: a model's `models.common.Forward` (z_top [K, B, d], log_prior_rest [K, B]).
 
     Returns:
       [K, B] nats: by default log p(z_top) (`distribution()`) + the model's own
