@@ -138,13 +138,9 @@ class PostHoc(Strategy):
 
   #### References
 
-  [1]: (Post-hoc training, Table 2 and D.1.) Matthias Bauer, Andriy Mnih. Resampled Priors for
-       Variational Autoencoders. In _International Conference on Artificial Intelligence and
-       Statistics (AISTATS)_, 2019. https://arxiv.org/abs/1810.11428
-
-  [2]: (Eq. 6.) Haowen Xu, Wenxiao Chen, Jinlin Lai, Zhihan Li, Youjian Zhao, Dan Pei. On the
-       Necessity and Effectiveness of Learning the Prior of Variational Auto-Encoder.
-       _arXiv preprint arXiv:1905.13452_, 2019. https://arxiv.org/abs/1905.13452
+  The two papers of `Joint`'s references: Bauer & Mnih (2019), Table 2 and D.1 (post-hoc
+  LARS by the ELBO); Xu et al. (2019), Eq. 6 (a prior fitted to the aggregate posterior by
+  maximum likelihood).
   """
 
   name = "post_hoc"
