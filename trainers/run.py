@@ -15,6 +15,7 @@ from absl import logging
 import gin
 
 from tfp_priors.training import runner as runner_lib
+from tfp_priors.training import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_config", [], "Gin config file(s): a path, or a name in configs/.")
@@ -74,7 +75,8 @@ def main(argv):
   try:
     parse_config(FLAGS.gin_config, FLAGS.gin_bindings + seed_bindings(FLAGS.seed))
     runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
-  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+  except (ValueError, FileNotFoundError, FloatingPointError,
+          workdir_lib.WorkdirLockedError) as e:
     # Errors the user can fix: print the message without a traceback.
     print(f"error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
     sys.exit(1)

@@ -6,9 +6,11 @@ then the cache directory ~/.cache/tfp_priors, each with the data set's folder na
 `frey_faces/`); see `search_dirs`. Files fetched by a loader go to the data directory of
 `resolve_data_dir`.
 """
+import contextlib
 import hashlib
 import os
 import pathlib
+import tempfile
 
 ENV_DATA_DIR = 'TFP_PRIORS_DATA_DIR'
 DEFAULT_DATA_DIR = pathlib.Path('~/.cache/tfp_priors')
@@ -69,14 +71,29 @@ def sha256_of(path):
 
 
 def atomic_write(path, data):
-  """Writes bytes `data` to `path` (parents created) via a `.part` file and a rename, so a
-  reader never sees a half-written file.
+  """Writes bytes `data` to `path` (parents created) atomically: a uniquely named temporary
+  file in the same directory, fsync, `os.replace`, then fsync of the directory. A reader (or a
+  run killed mid-write) sees the old file or the new one, never half of one, and two writers
+  never share a temporary file.
 
   Raises:
-    OSError: the directory is not writable.
+    OSError: the directory is not writable (the temporary file is removed, `path` untouched).
   """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(path.name + '.part')
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.part')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(tmp)
+    raise
+  directory = os.open(path.parent, os.O_RDONLY)
+  try:
+    os.fsync(directory)
+  finally:
+    os.close(directory)

@@ -171,10 +171,16 @@ class Runner:
     self.print = print_fn or (lambda _: None)
 
   def run(self):
-    """Returns the dict of final metrics (also in workdir/metrics.json)."""
+    """Returns the dict of final metrics (also in workdir/metrics.json), holding the workdir's
+    lock throughout (`workdir.locked`: a second process on it stops at once)."""
+    os.makedirs(self.workdir, exist_ok=True)
+    with workdir_lib.locked(self.workdir):
+      return self._run_locked()
+
+  def _run_locked(self):
     self.setup()
     self.restore_or_initialize()
-    workdir_lib.write_config(self.workdir, gin.config_str())
+    self.write_config()
     writer = tf.summary.create_file_writer(
         workdir_lib.path(self.workdir, workdir_lib.TRAIN_EVENTS))
     with writer.as_default():
@@ -198,9 +204,15 @@ class Runner:
       tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(self.seed)  # python, numpy and TF seeds: same init every run
     self.strategy.phase(0, self.schedule.num_steps, self.learning_rate_fn)  # validates budget
-    os.makedirs(self.workdir, exist_ok=True)
-    checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
-    self.data = pipelines.make_datasets(start_step=checkpointing.saved_step(checkpoint_dir))
+    workdir_lib.remove_leftovers(self.workdir, self.print)
+    saved_step = checkpointing.saved_step(
+        workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS))
+    if saved_step > self.schedule.num_steps:
+      raise ValueError(
+          f"train.num_steps = {self.schedule.num_steps} is below step {saved_step}, which the "
+          f"run in {self.workdir} has already reached; nothing was changed. Raise "
+          f"train.num_steps to train on, or pass a new --workdir.")
+    self.data = pipelines.make_datasets(start_step=saved_step)
     with self.distribution.scope():
       self.model = self.model_fn(input_size=self.data.event_size,
                                  train_mean=self.data.train_mean)
@@ -221,6 +233,15 @@ class Runner:
     else:
       self.strategy.prepare(self.model, self.prior)
     self.initialization_step = self.strategy.prior_initialization_step(self.schedule.num_steps)
+
+  def write_config(self):
+    """config.gin on the first run; a rerun with other bindings keeps it and writes its own
+    config-<step>.gin beside it (`workdir.write_config`)."""
+    step = self.trainer.current_step()
+    written = workdir_lib.write_config(self.workdir, gin.config_str(), step=step)
+    if written and step > 0:
+      self.print(f"The gin config differs from the first run's (config.gin, kept); this "
+                 f"run's, from step {step}, is in {os.path.basename(written)}.")
 
   def train_loop(self):
     """Steps until the budget is spent or early stopping says stop, then a final checkpoint."""

@@ -1,6 +1,8 @@
 """The layout of a run directory, and reading a finished run back.
 
-  <workdir>/config.gin        the gin config the run trained with (`write_config`)
+  <workdir>/config.gin        the gin config the run trained with (`write_config`);
+                              config-<step>.gin: a rerun's config where it differs
+  <workdir>/.lock             held (fcntl.flock) by the process that uses the workdir
   <workdir>/checkpoints/      the last three checkpoints (`tfp_priors.training.checkpointing`)
   <workdir>/best_checkpoint/  the best validation checkpoint (with train.validation_every)
   <workdir>/train/            TensorBoard events
@@ -10,11 +12,18 @@
 
 The figure scripts rebuild the model from config.gin and restore it from checkpoints/.
 """
+import contextlib
+import fcntl
 import json
+import math
 import os
+import re
+import shutil
 
 import gin
 import tensorflow as tf
+
+from tfp_priors.data import files
 
 CONFIG = "config.gin"
 CHECKPOINTS = "checkpoints"
@@ -22,6 +31,7 @@ BEST_CHECKPOINT = "best_checkpoint"
 TRAIN_EVENTS = "train"
 METRICS = "metrics.json"
 EXPORT = "export"
+LOCK = ".lock"  # held by the process training or evaluating in the workdir
 
 STEP_VARIABLE = "step/.ATTRIBUTES/VARIABLE_VALUE"  # Trainer.checkpoint's step counter
 
@@ -31,16 +41,89 @@ def path(workdir, name):
   return os.path.join(str(workdir), name)
 
 
-def write_config(workdir, config_str):
-  """Writes the operative gin config to workdir/config.gin."""
-  with open(path(workdir, CONFIG), "w") as f:
-    f.write(config_str)
+class WorkdirLockedError(RuntimeError):
+  """Another process holds the workdir's lock (it is training or evaluating there)."""
+
+
+def write_config(workdir, config_str, step=0):
+  """Writes the operative gin config, atomically: workdir/config.gin on the first run; a rerun
+  whose config differs keeps the first one and writes config-<step>.gin (step: where it
+  starts) beside it. Returns the path written, or None when the config is unchanged."""
+  first = path(workdir, CONFIG)
+  if os.path.isfile(first):
+    with open(first, encoding="utf-8", errors="replace") as f:
+      if f.read() == config_str:
+        return None
+    target = path(workdir, f"config-{int(step)}.gin")
+  else:
+    target = first
+  files.atomic_write(target, config_str.encode("utf-8"))
+  return target
+
+
+def _strict(value):
+  """NaN and inf become None (null), recursively: metrics.json is strict JSON."""
+  if isinstance(value, float) and not math.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _strict(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_strict(v) for v in value]
+  return value
 
 
 def write_metrics(workdir, results):
-  """Writes the results dict to workdir/metrics.json (sorted keys)."""
-  with open(path(workdir, METRICS), "w") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
+  """Writes the results dict to workdir/metrics.json atomically, as strict JSON (sorted keys;
+  figures that are unknown, NaN or inf, as null)."""
+  text = json.dumps(_strict(results), indent=2, sort_keys=True, allow_nan=False)
+  files.atomic_write(path(workdir, METRICS), text.encode("utf-8"))
+
+
+_LEFTOVER = re.compile(r"(_temp|\.tmp[^/]*$|\.part$)")
+
+
+def remove_leftovers(workdir, log_fn=None):
+  """Removes what an interrupted save leaves in checkpoints/ and best_checkpoint/ (TF's
+  `ckpt-N_temp` folders, `checkpoint.tmp*` state files, `*.part` files); returns their names."""
+  removed = []
+  for sub in (CHECKPOINTS, BEST_CHECKPOINT):
+    folder = path(workdir, sub)
+    for name in (sorted(os.listdir(folder)) if os.path.isdir(folder) else []):
+      if _LEFTOVER.search(name):
+        target = os.path.join(folder, name)
+        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+        removed.append(os.path.join(sub, name))
+  if removed and log_fn:
+    log_fn(f"Removed the leftovers of an interrupted save: {', '.join(removed)}.")
+  return removed
+
+
+@contextlib.contextmanager
+def locked(workdir):
+  """Holds an exclusive lock on workdir/.lock (`fcntl.flock`; the OS releases it when the
+  process dies) for the duration; the holder's PID is written into the file.
+
+  Raises:
+    WorkdirLockedError: another process holds it (the message names its PID).
+  """
+  lock_path = path(workdir, LOCK)
+  handle = open(lock_path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+  try:
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = handle.read().strip() or "unknown"
+      raise WorkdirLockedError(
+          f"another process (PID {holder}) is using the workdir {workdir}; wait for it to "
+          f"finish or pass another --workdir. Nothing was changed.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    yield
+  finally:
+    handle.close()  # releases the lock
 
 
 def open_run(workdir, error=ValueError, example_config="..."):
