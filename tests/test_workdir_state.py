@@ -6,8 +6,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
+from support import checkpoint_variables
+from tfp_priors.training import checkpointing
 from tfp_priors.training import workdir as workdir_lib
 
 NO_EVAL = dict(evaluate=False, export=False)
@@ -105,3 +108,59 @@ def test_reruns_keep_the_first_config_write_strict_metrics_and_refuse_a_smaller_
   with pytest.raises(ValueError, match="train.num_steps = 3 is below step 6"):
     train_tiny(tmp_path, "vae_standard", ["train.num_steps = 3"], **NO_EVAL)
   assert files() == before and (tmp_path / "metrics.json").read_text() == metrics
+
+
+def _six_step_run(train_tiny, workdir, messages=None):
+  print_fn = messages.append if messages is not None else None
+  return train_tiny(workdir, "vae_standard",
+                    ["train.num_steps = 6", "train.checkpoint_every = 2"], print_fn=print_fn,
+                    **NO_EVAL)
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(train_tiny, tmp_path):
+  _six_step_run(train_tiny, tmp_path)
+  uninterrupted = checkpoint_variables(tmp_path)
+  data_file = next((tmp_path / "checkpoints").glob("ckpt-6.data-*"))
+  data_file.write_bytes(data_file.read_bytes()[:20])  # truncated
+  messages = []
+  results = _six_step_run(train_tiny, tmp_path, messages)
+  said = "\n".join(messages)
+  assert "ckpt-6 is damaged" in said and "Resuming from ckpt-4" in said
+  assert "Resumed from" in said and "at step 4" in said
+  # Steps 5 and 6 again, from ckpt-4: the same weights as the uninterrupted run.
+  assert results["num_steps"] == 6
+  again = checkpoint_variables(tmp_path)
+  assert again.keys() == uninterrupted.keys()
+  assert all(np.array_equal(again[k], uninterrupted[k]) for k in again)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage",
+                         ["deleted", "text garbage", "random bytes", "names a missing file"])
+def test_a_damaged_state_file_resumes_from_the_checkpoint_files_not_from_step_0(
+    damage, train_tiny, tmp_path):
+  _six_step_run(train_tiny, tmp_path)
+  state = tmp_path / "checkpoints" / "checkpoint"
+  if damage == "deleted":
+    state.unlink()
+  elif damage == "text garbage":
+    state.write_text("this is not a checkpoint state {{{")
+  elif damage == "random bytes":
+    state.write_bytes(bytes(np.random.RandomState(0).randint(0, 256, 300, dtype=np.uint8)))
+  else:
+    state.write_text('model_checkpoint_path: "ckpt-8"\nall_model_checkpoint_paths: "ckpt-8"\n')
+  messages = []
+  results = _six_step_run(train_tiny, tmp_path, messages)
+  said = "\n".join(messages)
+  assert "Resuming from ckpt-6" in said and "at step 6" in said
+  assert results["num_steps"] == 6 and not any("phase" in m for m in messages)  # no step trained
+
+
+@pytest.mark.slow
+def test_every_checkpoint_damaged_is_a_clear_error_not_a_fresh_start(train_tiny, tmp_path):
+  _six_step_run(train_tiny, tmp_path)
+  for data_file in (tmp_path / "checkpoints").glob("ckpt-*.data-*"):
+    data_file.write_bytes(b"garbage")
+  with pytest.raises(checkpointing.CorruptCheckpointError, match="every checkpoint .* damaged"):
+    _six_step_run(train_tiny, tmp_path)

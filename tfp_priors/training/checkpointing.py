@@ -4,6 +4,7 @@ A checkpoint holds `Trainer.checkpoint`: model=, prior=, optimizer=, step= and, 
 validation, early_stopping=. workdir/checkpoints/ keeps the last three; with validation,
 workdir/best_checkpoint/ keeps the best one (`tfp_priors.training.workdir`).
 """
+import os
 import re
 
 import tensorflow as tf
@@ -18,6 +19,82 @@ class IncompatibleCheckpointError(ValueError):
 
 class PretrainedModelError(ValueError):
   """A post-hoc run's pretrained workdir holds no usable trained model."""
+
+
+class CorruptCheckpointError(IncompatibleCheckpointError):
+  """Every checkpoint of a workdir is unreadable (truncated or damaged files); a subclass, so
+  that callers catching the incompatible case still catch it, but said apart by its message."""
+
+
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+
+
+def _unreadable(prefix):
+  """Why the checkpoint `prefix` cannot be read in full (a short reason), or None."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError, IndexError) as e:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+  return None
+
+
+def _state_problem(checkpoint_dir, newest):
+  """What is wrong with checkpoint_dir's `checkpoint` state file given the newest intact
+  checkpoint `newest` (a prefix), or None when it names exactly that one."""
+  try:
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+  except Exception as e:  # pylint: disable=broad-except  (protobuf text garbage, bad bytes)
+    return f"its state file is unreadable ({type(e).__name__})"
+  if state is None:
+    return "its state file `checkpoint` is missing"
+  named = os.path.basename(state.model_checkpoint_path)
+  if named != os.path.basename(newest):
+    return f"its state file names {named}, which is missing or damaged"
+  return None
+
+
+def recover_state(checkpoint_dir, log_fn=None):
+  """Makes checkpoint_dir's state file name the newest intact checkpoint among the ckpt-N
+  files present, before anything reads it: a damaged newest checkpoint, or a state file that is
+  missing, garbage or names a missing file, never sends a run back to step 0 beside its
+  checkpoints. Says what it found and which checkpoint it resumes from.
+
+  Returns:
+    The prefix of the newest intact checkpoint, or None when there are no checkpoints.
+
+  Raises:
+    CorruptCheckpointError: checkpoints are present but none is readable.
+  """
+  if not os.path.isdir(checkpoint_dir):
+    return None
+  steps = sorted((int(m.group(1)) for m in map(_CHECKPOINT_INDEX.match,
+                                                os.listdir(checkpoint_dir)) if m), reverse=True)
+  prefixes = [os.path.join(checkpoint_dir, f"ckpt-{n}") for n in steps]
+  damaged = {}
+  for prefix in prefixes:
+    reason = _unreadable(prefix)
+    if reason is None:
+      break
+    damaged[os.path.basename(prefix)] = reason
+  else:
+    if not prefixes:
+      return None
+    raise CorruptCheckpointError(
+        f"every checkpoint in {checkpoint_dir} is damaged ({damaged}); move the folder aside "
+        f"to start afresh, or pass a new --workdir. Nothing was changed.")
+  problem = _state_problem(checkpoint_dir, prefix)
+  if damaged or problem:
+    intact = [p for p in reversed(prefixes) if os.path.basename(p) not in damaged]
+    tf.compat.v1.train.update_checkpoint_state(checkpoint_dir, model_checkpoint_path=prefix,
+                                               all_model_checkpoint_paths=intact)
+    why = "; ".join(([f"{name} is damaged ({r})" for name, r in damaged.items()])
+                    + ([problem] if problem and not damaged else []))
+    if log_fn:
+      log_fn(f"{checkpoint_dir}: {why}. Resuming from {os.path.basename(prefix)}, the newest "
+             f"intact checkpoint.")
+  return prefix
 
 
 def saved_step(checkpoint_dir):

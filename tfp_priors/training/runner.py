@@ -205,8 +205,9 @@ class Runner:
     tf_keras.utils.set_random_seed(self.seed)  # python, numpy and TF seeds: same init every run
     self.strategy.phase(0, self.schedule.num_steps, self.learning_rate_fn)  # validates budget
     workdir_lib.remove_leftovers(self.workdir, self.print)
-    saved_step = checkpointing.saved_step(
-        workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS))
+    checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
+    checkpointing.recover_state(checkpoint_dir, self.print)
+    saved_step = checkpointing.saved_step(checkpoint_dir)
     if saved_step > self.schedule.num_steps:
       raise ValueError(
           f"train.num_steps = {self.schedule.num_steps} is below step {saved_step}, which the "
