@@ -2,6 +2,7 @@
 OneHot training run and its Figure-1 scatter plot (CPU, no network)."""
 import json
 import os
+import pathlib
 import pickle
 import shutil
 import struct
@@ -149,15 +150,39 @@ def test_missing_frey_faces_error(tmp_path, monkeypatch):
     assert needle in message, needle
 
 
-def test_corrupt_frey_faces_file_is_named(tmp_path):
+class _RunsCode:
+  """Unpickling it calls pathlib.Path.touch on `marker`: what a crafted pickle can do."""
+
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_frey_faces_file_other_than_the_pinned_one_is_never_unpickled(tmp_path):
+  path = tmp_path / "freyfaces.pkl"
+  marker = tmp_path / "code_ran"
+  with open(path, "wb") as f:
+    pickle.dump([_RunsCode(marker)], f)
+  with pytest.raises(ValueError, match="freyfaces.pkl: sha256 .* refusing to unpickle"):
+    load_frey_faces(tmp_path)
+  assert not marker.exists()
+  path.write_bytes(b"not a pickle")
+  with pytest.raises(ValueError, match="refusing to unpickle"):
+    load_frey_faces(tmp_path)
+
+
+def test_corrupt_or_misshapen_frey_faces_file_is_named(tmp_path):
+  """Past the sha256 check (a digest passed in), the contents are still checked."""
   path = tmp_path / "freyfaces.pkl"
   path.write_bytes(b"not a pickle")
   with pytest.raises(ValueError, match="freyfaces.pkl.*unpickle"):
-    load_frey_faces(tmp_path)
+    frey_faces.read_pickle(path, sha256=files.sha256_of(path))
   with open(path, "wb") as f:
     pickle.dump([np.zeros((10, 784), np.uint8)], f)
   with pytest.raises(ValueError, match=r"\(1965, 560\)"):
-    load_frey_faces(tmp_path)
+    frey_faces.read_pickle(path, sha256=files.sha256_of(path))
 
 
 # ------------------------------------------------------------------------- GatedMLP / GatedVAE

@@ -36,6 +36,8 @@ SPLIT_SIZES = {'train': 1565, 'valid': 200, 'test': 200}
 SPLIT_SEED = 0
 SOURCE = ('public GitHub repository jmtomczak/vae_vampprior (MIT), file '
           'datasets/Freyfaces/freyfaces.pkl')
+# sha256 of that file: the only freyfaces.pkl that is unpickled.
+SHA256 = '3b69410c6a5fd6e03f09012905168be3712373a094a776f7e58fcd0670d2138a'
 
 
 def candidate_dirs(data_dir=None):
@@ -50,15 +52,25 @@ def find_file(data_dir=None):
   return None if directory is None else directory / FILE_NAME
 
 
-def read_pickle(path):
+def read_pickle(path, sha256=SHA256):
   """Reads Tomczak's freyfaces.pkl: returns the uint8 (1965, 560) array.
 
-  The file is a pickle: only load files from a source you trust.
+  Unpickling runs code that a crafted file can choose, so the file's sha256 is checked
+  against the pinned digest of Tomczak's file first, and any other file is refused unread.
+
+  Args:
+    path: the file. sha256: the expected hex digest (default `SHA256`).
 
   Raises:
-    ValueError: the file cannot be unpickled, or holds something other than a (1965, 560)
-      array of integers in 0..255; the message names the file.
+    ValueError: the file's sha256 differs from `sha256` (nothing unpickled), it cannot be
+      unpickled, or it holds something other than a (1965, 560) array of integers in
+      0..255; the message names the file.
   """
+  digest = files.sha256_of(path)
+  if digest != sha256:
+    raise ValueError(f'{path}: sha256 {digest} is not that of the Frey Faces file of the '
+                     f'{SOURCE} ({sha256}); refusing to unpickle it (a pickle can run code). '
+                     f'Replace it with that file.')
   try:
     with open(path, 'rb') as f:
       obj = pickle.load(f, encoding='latin1')
@@ -105,7 +117,8 @@ def load_frey_faces(data_dir=None):
   Raises:
     DatasetNotFoundError: no searched directory holds freyfaces.pkl; the message says where
       the file comes from and where to put it.
-    ValueError: the file found is corrupt or of another shape.
+    ValueError: the file found is not the pinned one (sha256), is corrupt or of another
+      shape.
   """
   path = find_file(data_dir)
   if path is None:
