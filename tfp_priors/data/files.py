@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import pathlib
+import shutil
 import tempfile
 
 ENV_DATA_DIR = 'TFP_PRIORS_DATA_DIR'
@@ -65,6 +66,14 @@ def first_dir_holding(dirs, names):
   return None
 
 
+def nearest_existing(path):
+  """`path` if it exists, else its nearest ancestor that does (absolute)."""
+  existing = os.path.abspath(str(path))
+  while not os.path.lexists(existing):
+    existing = os.path.dirname(existing)
+  return existing
+
+
 def sha256_of(path):
   """Hex sha256 digest of a file's bytes."""
   return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
@@ -97,3 +106,30 @@ def atomic_write(path, data):
     os.fsync(directory)
   finally:
     os.close(directory)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+  """Yields a new, uniquely named folder beside `path` to write into; when the block ends
+  without an error, it takes the place of `path` (a previous `path` is moved aside to
+  `<staging>.old` and removed), else it is removed and `path` is untouched. A run killed
+  while writing leaves `path` whole (old or new) beside `*.part` / `*.part.old` leftovers,
+  except in the instant between the two renames, when the complete new folder is the `.part`
+  one (`training.workdir.remove_leftovers` removes them at the next start).
+
+  Raises:
+    OSError: the parent folder is not writable.
+  """
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=path.parent, prefix=path.name + '.', suffix='.part')
+  try:
+    yield staging
+    if path.exists():
+      os.rename(path, staging + '.old')
+    os.rename(staging, path)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  shutil.rmtree(staging + '.old', ignore_errors=True)
+
