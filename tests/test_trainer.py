@@ -85,13 +85,22 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(train_tiny, t
     return ds._replace(train=bad)
 
   monkeypatch.setattr(pipelines, "make_datasets", poisoned)
-  with pytest.raises(train_lib.NonFiniteLossError, match="last good checkpoint"):
+  with pytest.raises(train_lib.NonFiniteLossError, match="3 steps in a row.*last good checkpoint"):
     train_tiny(tmp_path, config="vae_standard",
-           bindings=["train.checkpoint_every = 2", "train.num_steps = 20"])
+               bindings=["train.checkpoint_every = 2", "train.num_steps = 20",
+                         "train.max_consecutive_skips = 3"])
+  # Batches 5, 6, 7 are NaN: the steps on them are skipped (each still advances the counter to
+  # 6, 7, 8) and the third stops the run before checkpoint 8; checkpoint 6 holds the weights
+  # of the five finite updates and one skip.
   ckpt = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
-  assert ckpt.endswith("-4")
-  for name, value in _variables(tmp_path).items():
+  assert ckpt.endswith("-6")
+  assert int(tf.train.load_variable(ckpt, "skipped_steps/.ATTRIBUTES/VARIABLE_VALUE")) == 1
+  variables = _variables(tmp_path)
+  for name, value in variables.items():
     assert np.all(np.isfinite(value)), name
+  four = {n: tf.train.load_variable(ckpt.replace("-6", "-4"), n) for n in variables}
+  changed = [n for n in variables if "model" in n and not np.array_equal(four[n], variables[n])]
+  assert changed  # the update on batch 4 (finite) is in checkpoint 6, not in 4
 
 
 def test_incompatible_checkpoint_is_refused_and_left_intact(train_tiny, tmp_path):

@@ -6,6 +6,8 @@ tfp_priors can sample (exact LARS rejection sampling is traced into the graph) a
 """
 import tensorflow as tf
 
+from tfp_priors.data import files
+
 
 class _Exported(tf.Module):
 
@@ -19,8 +21,10 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([], tf.int32, name="num_samples"),
                                   tf.TensorSpec([], tf.int32, name="seed")])
     def sample(num_samples, seed):
-      tf.debugging.assert_positive(
-          num_samples, message="num_samples must be a positive number of samples")
+      # The draw depends on the check, so that its error comes first (not a division by 0).
+      with tf.control_dependencies([tf.debugging.assert_positive(
+          num_samples, message="num_samples must be a positive number of samples")]):
+        num_samples = tf.identity(num_samples)
       seed_prior, seed_decoder = tf.unstack(
           tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
       images, z, _ = self.model.sample_images(self.prior, num_samples, seed=seed_prior,
@@ -58,9 +62,14 @@ def export(model, prior, export_dir, image_shape=(28, 28, 1)):
       priors is SIR with the prior's M proposals (implicit prior: its aggregate posterior).
   A non-positive num_samples raises InvalidArgumentError at call time.
 
+  The SavedModel is written beside export_dir and then takes its place
+  (`data.files.atomic_directory`): a reader, or a run killed while exporting, sees the old
+  export or the new one, never half of one.
+
   Returns:
     export_dir.
   """
   module = _Exported(model, prior, image_shape)
-  tf.saved_model.save(module, export_dir, signatures=module._signature_fns)
+  with files.atomic_directory(export_dir) as staging:  # a killed export leaves the old one
+    tf.saved_model.save(module, staging, signatures=module._signature_fns)
   return export_dir

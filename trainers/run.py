@@ -13,7 +13,9 @@ from absl import app
 from absl import flags
 from absl import logging
 import gin
+import tensorflow as tf
 
+from tfp_priors import checks
 from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import workdir as workdir_lib
 
@@ -45,15 +47,34 @@ def resolve_config(name):
                           f"available: {', '.join(available)}")
 
 
+class ConfigError(ValueError):
+  """A gin config file or a --gin_bindings string does not parse, or names an unknown
+  configurable or parameter."""
+
+
 def parse_config(configs, bindings):
-  """Parses gin configs and bindings; unknown names raise ValueError with gin's message."""
+  """Parses the gin config files (in order), then the bindings.
+
+  Raises:
+    FileNotFoundError: a config that is neither a file nor in configs/ (`resolve_config`).
+    ConfigError: a syntax error, an unclosed bracket or an unknown name, in one line naming
+      the file (or --gin_bindings), the line and gin's reason.
+  """
   gin.add_config_file_search_path(CONFIG_DIR)
+  for path in [resolve_config(c) for c in configs]:
+    _parse(path, lambda path=path: gin.parse_config_file(path))
+  _parse("--gin_bindings", lambda: gin.parse_config(list(bindings)))
+
+
+def _parse(source, parse):
+  """Runs `parse`, turning gin's errors into a one-line ConfigError naming `source` (a file
+  or '--gin_bindings')."""
   try:
-    gin.parse_config_files_and_bindings([resolve_config(c) for c in configs], bindings,
-                                        finalize_config=False)
-  except (ValueError, KeyError) as e:
-    raise ValueError(f"bad gin configuration: {e}\nConfigurable names include train.*, "
-                     "make_datasets.*, build_prior.name, LarsPrior.*, VAE.*, HVAE.*.") from e
+    parse()
+  except checks.GIN_PARSE_ERRORS as e:
+    raise ConfigError(f"{checks.describe_gin_error(source, e)}. Fix it (strings need quotes, "
+                      f"references start with @; configurable names include train.*, "
+                      f"make_datasets.*, build_prior.name, LarsPrior.*, VAE.*).") from None
 
 
 def seed_bindings(seed):
@@ -64,22 +85,34 @@ def seed_bindings(seed):
           "train.deterministic = True"]
 
 
+# Errors a user can fix: printed as one line, without a traceback, with exit code 1.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, workdir_lib.WorkdirLockedError)
+
+
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS.workdir:
-    raise app.UsageError("--workdir is required (the run directory).")
-  if not FLAGS.gin_config:
-    raise app.UsageError("--gin_config is required, e.g. --gin_config=lars_hvae.gin.")
-  logging.set_verbosity(logging.WARNING)
   try:
+    if len(argv) > 1:
+      raise ValueError(f"unexpected arguments: {argv[1:]}; pass options as --name=value.")
+    if not FLAGS.workdir:
+      raise ValueError("--workdir is required (the run directory).")
+    if not any(FLAGS.gin_config):
+      raise ValueError("--gin_config is required, e.g. --gin_config=lars_hvae.gin.")
+    logging.set_verbosity(logging.WARNING)
     parse_config(FLAGS.gin_config, FLAGS.gin_bindings + seed_bindings(FLAGS.seed))
     runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
-  except (ValueError, FileNotFoundError, FloatingPointError,
-          workdir_lib.WorkdirLockedError) as e:
-    # Errors the user can fix: print the message without a traceback.
-    print(f"error: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-    sys.exit(1)
+  except USER_ERRORS as e:
+    fail(e)
+
+
+def fail(error):
+  """Prints `error` as the last line of the run (TensorFlow's warnings at exit silenced) and
+  exits with status 1."""
+  logging.set_verbosity(logging.FATAL)
+  tf.get_logger().setLevel("FATAL")
+  message = "\n".join(line for line in str(error).splitlines()  # less gin's call context
+                      if not line.strip().startswith("In call to configurable"))
+  print(f"error: {type(error).__name__}: {message}", file=sys.stderr, flush=True)
+  sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tfp_priors import checks
 from tfp_priors.data import registry
 
 # The data sets registered when this module is imported (the built-in ones of `registry`).
@@ -110,6 +111,24 @@ def _train_stream(images, batch_size, seed, start_step=0, binarize=True):
   return stream.skip(offset)
 
 
+def check_arguments(**arguments):
+  """Checks arguments of `make_datasets` (those given; its defaults are valid) without
+  loading anything: a run calls it with the bound values before it touches its workdir.
+
+  Raises:
+    ValueError: an unknown data set name (listing the registered ones).
+    checks.BadSettingError: a batch size that is not an integer >= 1, or a seed or start
+      step that is not an integer >= 0, naming the `make_datasets.*` binding.
+  """
+  if 'name' in arguments:
+    registry.get_spec(arguments['name'])
+  for name, minimum in (('batch_size', 1), ('eval_batch_size', 1), ('seed', 0),
+                        ('start_step', 0)):
+    if name in arguments:
+      checks.integer(f'make_datasets.{name}', arguments[name], minimum=minimum,
+                     optional=name == 'eval_batch_size')
+
+
 def _eval(images, batch_size):
   return tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(
       tf.data.AUTOTUNE)
@@ -148,9 +167,12 @@ def make_datasets(name='dynamic_mnist', batch_size=128, data_dir=None, seed=0,
     A `Datasets` tuple.
 
   Raises:
-    ValueError: unknown `name`; the message lists the registered names.
+    ValueError: unknown `name` (the message lists the registered names), or a batch size
+      or seed that is not an integer of the right range (`check_arguments`).
     DatasetNotFoundError: the data is not available.
   """
+  check_arguments(name=name, batch_size=batch_size, seed=seed,
+                  eval_batch_size=eval_batch_size, start_step=start_step)
   spec = registry.get_spec(name)
   eval_batch_size = eval_batch_size or batch_size
   data = spec.loader(data_dir, allow_download)

@@ -10,7 +10,7 @@ Mixture baselines: 'mog' (`MixtureOfGaussiansPrior`), 'vamp' (`VampPrior`, Tomcz
 2018; built from the model's encoder).
 """
 from tfp_priors.priors.interface import (Prior, build_prior, canonical_name, deferred_state,
-                                    register)
+                                         register, registered_class)
 from tfp_priors.priors.density_ratio import DensityRatioPrior, ImplicitPrior, NCPPrior
 from tfp_priors.priors.flow import FlowPrior
 from tfp_priors.priors.hierarchical_ncp import HierarchicalNCPPrior

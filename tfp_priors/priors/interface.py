@@ -39,6 +39,18 @@ def canonical_name(name):
   return _ALIASES.get(name, name)
 
 
+def registered_class(name):
+  """The prior class registered under `name` (or a former name of it).
+
+  Raises:
+    ValueError: an unknown name; the message lists the registered ones.
+  """
+  if canonical_name(name) not in _REGISTRY:
+    raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
+                     f"Set e.g. build_prior.name = 'lars' in the gin config.")
+  return _REGISTRY[canonical_name(name)]
+
+
 @contextlib.contextmanager
 def deferred_state():
   """Priors constructed inside (in this thread) leave the state they can compute on first use
@@ -77,10 +89,7 @@ def build_prior(latent_size, name="normal", model=None, defer_state=False):
       needs the model when `model` is None.
   """
   name = canonical_name(name)
-  if name not in _REGISTRY:
-    raise ValueError(f"unknown prior {name!r}; registered priors: {sorted(_REGISTRY)}. "
-                     f"Set e.g. build_prior.name = 'lars' in the gin config.")
-  cls = _REGISTRY[name]
+  cls = registered_class(name)
   if cls.requires_model and model is None:
     raise ValueError(f"the prior {name!r} is built from the model's encoder; call "
                      f"build_prior(latent_size, name={name!r}, model=model).")

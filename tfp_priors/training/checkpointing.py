@@ -97,6 +97,26 @@ def recover_state(checkpoint_dir, log_fn=None):
   return prefix
 
 
+# Parts of `Trainer.checkpoint` newer than some checkpoints: restored when present.
+_ADDED_LATER = ("skipped_steps",)
+
+
+def _root_for(trainer, prefix):
+  """trainer.checkpoint, less the parts of _ADDED_LATER that the checkpoint `prefix` lacks (a
+  checkpoint of an older version of the library resumes, its skip count starting at 0)."""
+  present = {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
+  missing = [name for name in _ADDED_LATER if name not in present]
+  if not missing:
+    return trainer.checkpoint
+  return tf.train.Checkpoint(**{name: value for name, value in trainer.checkpoint_objects.items()
+                                if name not in missing})
+
+
+def _first_sentence(error):
+  """The first sentence of a restore error (TF's lists of unmatched objects run to pages)."""
+  return str(error).strip().splitlines()[0].split(". ")[0][:300].rstrip(".")
+
+
 def saved_step(checkpoint_dir):
   """The step stored in the latest checkpoint of checkpoint_dir (0 if none).
 
@@ -125,12 +145,16 @@ def restore(trainer, manager):
     return False
   # Build slot variables first so they are restored, not silently re-created later.
   trainer.optimizer.build(trainer.train_variables)
+  status = None
   try:
-    trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    status = _root_for(trainer, manager.latest_checkpoint).restore(manager.latest_checkpoint)
+    status.assert_consumed()  # both ways: no object left out, no value unused
   except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
+    if status is not None:
+      status.expect_partial()  # no "unrestored values" warnings after the error at exit
     raise IncompatibleCheckpointError(
         f"the checkpoint {manager.latest_checkpoint} does not match this configuration "
-        f"(different model, prior or latent size?): {str(e).splitlines()[0][:300]}. "
+        f"(different model, prior or latent size?): {_first_sentence(e)}. "
         f"Use a new --workdir, or the gin config the checkpoint was trained with. Nothing "
         f"was changed in the workdir.") from e
   return True

@@ -27,7 +27,9 @@ from tfp_priors.evaluation import images as images_lib
 from tfp_priors.evaluation import metrics
 from tfp_priors.models import VAE
 from tfp_priors.priors import build_prior
+from tfp_priors.priors import registered_class
 from tfp_priors.training import checkpointing
+from tfp_priors import checks
 from tfp_priors.training import distribute as distribute_lib
 from tfp_priors.training import early_stopping as early_stopping_lib
 from tfp_priors.training import strategies
@@ -52,7 +54,8 @@ class Schedule:
       static MNIST: 0.5); `train.schedule_time_scale`.
 
   Raises:
-    ValueError: num_steps < 0 or time_scale <= 0.
+    BadSettingError: a value that is not a number of the right kind or range (the message names
+      the `train.*` binding).
   """
   num_steps: int = 30000
   learning_rate: float = 3e-4
@@ -65,10 +68,14 @@ class Schedule:
   time_scale: float = 1.0
 
   def __post_init__(self):
-    if self.num_steps < 0:
-      raise ValueError(f"num_steps must be >= 0, got {self.num_steps}.")
-    if not float(self.time_scale) > 0:
-      raise ValueError(f"schedule_time_scale must be > 0, got {self.time_scale}.")
+    checks.integer("train.num_steps", self.num_steps, minimum=0)
+    checks.number("train.learning_rate", self.learning_rate, positive=True)
+    checks.number("train.final_learning_rate", self.final_learning_rate, positive=True)
+    checks.integer("train.decay_step", self.decay_step, minimum=0, optional=True)
+    checks.integer("train.warmup_steps", self.warmup_steps, minimum=0, optional=True)
+    checks.number("train.kl_warmup_start", self.kl_warmup_start, minimum=0, maximum=1)
+    checks.number("train.weight_decay", self.weight_decay, minimum=0)
+    checks.number("train.schedule_time_scale", self.time_scale, positive=True)
 
   def learning_rate_fn(self):
     """step -> rate (`trainer.learning_rate_function`), the decay step scaled by time_scale."""
@@ -88,10 +95,18 @@ class Schedule:
 @dataclasses.dataclass(frozen=True)
 class Intervals:
   """How often (in steps) the run logs scalars (TensorBoard and one console line), writes a
-  grid of 64 samples to TensorBoard and saves a checkpoint."""
+  grid of 64 samples to TensorBoard and saves a checkpoint.
+
+  Raises:
+    BadSettingError: an interval that is not an integer >= 1.
+  """
   log_every: int = 500
   image_every: int = 5000
   checkpoint_every: int = 5000
+
+  def __post_init__(self):
+    for field in ("log_every", "image_every", "checkpoint_every"):
+      checks.integer(f"train.{field}", getattr(self, field), minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +120,21 @@ class Evaluation:
     num_importance_samples: K of the IWAE test NLL.
     max_examples: evaluate on the first N test examples only (None: all 10,000);
       `train.eval_max_examples`.
+
+  Raises:
+    BadSettingError: a count that is not an integer >= 1.
   """
   evaluate: bool = True
   export: bool = True
   normalizer_samples: Optional[int] = None
   num_importance_samples: int = 1000
   max_examples: Optional[int] = None
+
+  def __post_init__(self):
+    checks.integer("train.normalizer_samples", self.normalizer_samples, minimum=1,
+                   optional=True)
+    checks.integer("train.num_importance_samples", self.num_importance_samples, minimum=1)
+    checks.integer("train.eval_max_examples", self.max_examples, minimum=1, optional=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +156,8 @@ class Validation:
       num_steps; the best weights are used either way).
 
   Raises:
-    ValueError: every < 1, or a patience without `every`.
+    BadSettingError: a count that is not an integer >= 1.
+    ValueError: a patience without `every`.
   """
   every: Optional[int] = None
   importance_samples: int = 100
@@ -141,11 +166,52 @@ class Validation:
   patience: Optional[int] = None
 
   def __post_init__(self):
-    if self.every is not None and int(self.every) < 1:
-      raise ValueError(f"validation_every must be >= 1 steps (or None), got {self.every}.")
+    checks.integer("train.validation_every", self.every, minimum=1, optional=True)
+    checks.integer("train.validation_importance_samples", self.importance_samples, minimum=1)
+    checks.integer("train.validation_max_examples", self.max_examples, minimum=1,
+                   optional=True)
+    checks.integer("train.validation_normalizer_samples", self.normalizer_samples, minimum=1)
+    checks.integer("train.early_stopping_patience", self.patience, minimum=1, optional=True)
     if self.patience is not None and self.every is None:
-      raise ValueError("train.early_stopping_patience needs train.validation_every (how often "
-                       "to validate).")
+      raise checks.BadSettingError("train.early_stopping_patience needs "
+                                   "train.validation_every (how often to validate).")
+
+
+@dataclasses.dataclass(frozen=True)
+class NonFiniteSteps:
+  """When steps with a NaN/inf loss or gradient (`Trainer.train_step` skips their updates and
+  counts them) end a run; `train.max_consecutive_skips`, `train.max_skipped_fraction`.
+
+  Attributes:
+    max_consecutive: stop after this many skipped steps in a row.
+    max_fraction: stop when more than this fraction of the steps so far (at least 100 of
+      them counted) were skipped.
+
+  Raises:
+    BadSettingError: max_consecutive not an integer >= 1, or max_fraction not in [0, 1].
+  """
+  max_consecutive: int = 10
+  max_fraction: float = 0.05
+
+  def __post_init__(self):
+    checks.integer("train.max_consecutive_skips", self.max_consecutive, minimum=1)
+    checks.number("train.max_skipped_fraction", self.max_fraction, minimum=0, maximum=1)
+
+  def check(self, step, skipped, consecutive, checkpoint):
+    """Raises NonFiniteLossError when `consecutive` or `skipped` (of `step` steps) is too many;
+    `checkpoint` (the latest one) is named in the message."""
+    if consecutive >= self.max_consecutive:
+      why = (f"{consecutive} steps in a row (train.max_consecutive_skips = "
+             f"{self.max_consecutive})")
+    elif skipped > self.max_fraction * max(step, 100):
+      why = (f"{skipped} of {step} steps (above train.max_skipped_fraction = "
+             f"{self.max_fraction:g})")
+    else:
+      return
+    raise trainer_lib.NonFiniteLossError(
+        f"the loss or a gradient was not finite in {why}; their updates were skipped and the "
+        f"last good checkpoint ({checkpoint}) is intact. Lower train.learning_rate or check "
+        f"the data, then rerun with the same --workdir to resume.")
 
 
 class Runner:
@@ -157,8 +223,10 @@ class Runner:
 
   def __init__(self, workdir, model_fn=VAE, strategy=None, schedule=Schedule(),
                intervals=Intervals(), evaluation=Evaluation(), validation=Validation(),
-               seed=0, deterministic=False, distribute=None, print_fn=print):
+               seed=0, deterministic=False, distribute=None, print_fn=print,
+               non_finite=NonFiniteSteps()):
     self.model_fn, self.seed, self.deterministic = model_fn, seed, deterministic
+    self.non_finite, self.consecutive_skips = non_finite, 0
     self.schedule, self.intervals = schedule, intervals
     self.evaluation, self.validation = evaluation, validation
     self.strategy = strategy or strategies.Joint()
@@ -172,7 +240,9 @@ class Runner:
 
   def run(self):
     """Returns the dict of final metrics (also in workdir/metrics.json), holding the workdir's
-    lock throughout (`workdir.locked`: a second process on it stops at once)."""
+    lock throughout (`workdir.locked`: a second process on it stops at once). Every setting
+    is checked first (`check`)."""
+    self.check()
     os.makedirs(self.workdir, exist_ok=True)
     with workdir_lib.locked(self.workdir):
       return self._run_locked()
@@ -198,12 +268,33 @@ class Runner:
       self.export()
     return results
 
+  def check(self):
+    """What can be checked before any work, changing nothing: the seed, the model class and
+    the strategy (with its budget), the data set's and the prior's bound settings, and that
+    the workdir can hold a run.
+
+    Raises:
+      BadSettingError, WorkdirError or ValueError: naming the setting and the fix.
+    """
+    checks.integer("train.seed", self.seed, minimum=0)  # numpy's seeds are >= 0
+    if not callable(self.model_fn) or isinstance(self.model_fn, tf.Module):
+      raise checks.BadSettingError(f"train.model_fn = {self.model_fn!r} is not a model class; "
+                                   f"write e.g. train.model_fn = @HVAE (no parentheses).")
+    if not isinstance(self.strategy, strategies.Strategy):
+      raise checks.BadSettingError(f"train.strategy = {self.strategy!r} is not a training "
+                                   f"strategy; write e.g. train.strategy = @PostHoc().")
+    self.strategy.phase(0, self.schedule.num_steps, self.learning_rate_fn)  # its budget
+    pipelines.check_arguments(**gin.get_bindings("make_datasets"))
+    prior_bindings = gin.get_bindings("build_prior")
+    if "name" in prior_bindings:
+      registered_class(prior_bindings["name"])
+    workdir_lib.check_usable(self.workdir)
+
   def setup(self):
-    """Seeds, checks the budget, builds data, model, prior, trainer and checkpoint managers."""
+    """Seeds, builds data, model, prior, trainer and checkpoint managers."""
     if self.deterministic:
       tf.config.experimental.enable_op_determinism()
     tf_keras.utils.set_random_seed(self.seed)  # python, numpy and TF seeds: same init every run
-    self.strategy.phase(0, self.schedule.num_steps, self.learning_rate_fn)  # validates budget
     workdir_lib.remove_leftovers(self.workdir, self.print)
     checkpoint_dir = workdir_lib.path(self.workdir, workdir_lib.CHECKPOINTS)
     checkpointing.recover_state(checkpoint_dir, self.print)
@@ -267,10 +358,11 @@ class Runner:
 
   def train_one_step(self, step, phase, rate):
     """One update on the next batch (after the prior's data-dependent initialisation at
-    `initialization_step`).
+    `initialization_step`); a step with a non-finite loss or gradient is skipped, said and
+    counted.
 
     Raises:
-      NonFiniteLossError: the loss or a gradient is not finite (the update was skipped).
+      NonFiniteLossError: too many skipped steps (`NonFiniteSteps`).
     """
     x = next(self.iterator)
     if step == self.initialization_step:
@@ -278,12 +370,16 @@ class Runner:
       # this step's batch, which it then trains on.
       self.prior.initialize(self.model.forward(x, 1, seed=[self.seed, step]).z_top[0])
     out = self.trainer.train_step(x, tf.constant(rate, tf.float32), phase)
-    if not bool(out["finite"]):
-      raise trainer_lib.NonFiniteLossError(
-          f"the loss became {float(out['loss'])} at step {self.trainer.current_step() + 1}; "
-          f"the update was skipped and the last good checkpoint ({self.checkpoints.latest}) "
-          f"is intact. Lower train.learning_rate or check the data, then rerun with the same "
-          f"--workdir to resume.")
+    if bool(out["finite"]):
+      self.consecutive_skips = 0
+      return out
+    self.consecutive_skips += 1
+    skipped = self.trainer.current_skipped_steps()
+    if skipped <= 10 or skipped % 100 == 0:
+      terms = ", ".join(f"{k}={float(v):.4g}" for k, v in out.items() if k != "finite")
+      self.print(f"step {step + 1}: non-finite loss or gradient ({terms}); update skipped "
+                 f"({skipped} skipped so far).")
+    self.non_finite.check(step + 1, skipped, self.consecutive_skips, self.checkpoints.latest)
     return out
 
   def maybe_log(self, step, out, phase, rate):
@@ -297,6 +393,7 @@ class Runner:
              + tuple(self.prior.console_statistics))
     scalars = {k: float(v) for k, v in out.items() if k != "finite"}
     scalars["steps_per_second"] = self.steps_per_second
+    scalars["skipped_steps"] = self.trainer.current_skipped_steps()
     scalars["learning_rate"] = rate
     for k, v in scalars.items():
       tf.summary.scalar(k, v, step=step)
@@ -318,6 +415,7 @@ class Runner:
 
   def training_results(self):
     return {"num_steps": self.trainer.current_step(),
+            "skipped_steps": self.trainer.current_skipped_steps(),
             "train_steps_per_second": self.steps_per_second,
             "prior": self.prior.registry_name, "model": type(self.model).__name__,
             "strategy": self.strategy.name,
@@ -377,8 +475,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
           normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
           schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
           validation_max_examples=None, validation_normalizer_samples=10**6,
-          early_stopping_patience=None, distribute=None,
-          deterministic=False, print_fn=print):
+          early_stopping_patience=None, distribute=None, deterministic=False,
+          max_consecutive_skips=10, max_skipped_fraction=0.05, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
 
   The gin surface of a run (`train.num_steps = 1000`). The bindings form a `Runner`'s parts:
@@ -401,17 +499,25 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     distribute: None (one device), 'mirrored', 'multi_worker' (TF_CONFIG) or a
       `tf.distribute.Strategy` (`training.distribute`); the global batch is split over the
       replicas.
+    max_consecutive_skips, max_skipped_fraction: a step whose loss or gradient is not
+      finite is skipped and counted ('skipped_steps' in TensorBoard and metrics.json); the
+      run stops after this many in a row, or above this fraction of the steps
+      (`NonFiniteSteps`).
     print_fn: console output (None: silent).
 
   Returns:
     dict of final metrics (also in workdir/metrics.json).
 
   Raises:
-    NonFiniteLossError: NaN/inf loss; the last checkpoint stays intact.
+    NonFiniteLossError: too many steps with a NaN/inf loss or gradient; the last checkpoint
+      stays intact.
     IncompatibleCheckpointError: workdir holds a checkpoint of another configuration.
     PretrainedModelError: a post-hoc run's pretrained workdir has no matching trained model.
     DatasetNotFoundError: data missing (see tfp_priors.data).
-    ValueError: a bad schedule, strategy or validation setting.
+    BadSettingError: a binding of the wrong type or range (`tfp_priors.checks`; a
+      ValueError), raised before the workdir is touched.
+    WorkdirError: a workdir that is a file, lies under one or cannot be written.
+    ValueError: a bad strategy or data-set setting.
   """
   schedule = Schedule(num_steps, learning_rate, final_learning_rate, decay_step,
                       learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay,
@@ -423,7 +529,8 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                           eval_max_examples)
   intervals = Intervals(log_every, image_every, checkpoint_every)
   return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
-                deterministic, distribute, print_fn).run()
+                deterministic, distribute, print_fn,
+                NonFiniteSteps(max_consecutive_skips, max_skipped_fraction)).run()
 
 
 def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,

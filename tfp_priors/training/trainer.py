@@ -14,7 +14,8 @@ from tfp_priors.training import strategies
 
 
 class NonFiniteLossError(FloatingPointError):
-  """The loss or a gradient became NaN/inf; the update was skipped and nothing was saved."""
+  """Too many steps had a NaN/inf loss or gradient (their updates were skipped); the last
+  checkpoint holds the weights before them."""
 
 
 def learning_rate_function(num_steps, learning_rate=3e-4, final_learning_rate=1e-4,
@@ -75,6 +76,8 @@ class Trainer(tf.Module):
     self.optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
+                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.seed = int(seed)
     self.warmup_steps, self.kl_warmup_start = warmup_steps, float(kl_warmup_start)
     self.weight_decay = float(weight_decay)
@@ -85,17 +88,27 @@ class Trainer(tf.Module):
     # Slots for every variable up front: phases may train subsets (post-hoc, iterative).
     self.optimizer.build(self.train_variables)
     extra = {} if early_stopping is None else {"early_stopping": early_stopping}
-    self.checkpoint = tf.train.Checkpoint(model=model, prior=prior, optimizer=self.optimizer,
-                                          step=self.step, **extra)
+    # By name, so that `checkpointing.restore` can leave out what an older checkpoint lacks.
+    self.checkpoint_objects = dict(model=model, prior=prior, optimizer=self.optimizer,
+                                   step=self.step, skipped_steps=self.skipped_steps, **extra)
+    self.checkpoint = tf.train.Checkpoint(**self.checkpoint_objects)
 
   def current_step(self):
-    """The number of applied updates, a Python int (`int()` does not take a mirrored
-    variable)."""
+    """The number of steps taken (applied or skipped), a Python int (`int()` does not take a
+    mirrored variable)."""
     return int(self.step.numpy())
+
+  def current_skipped_steps(self):
+    """The number of steps skipped because of a non-finite loss or gradient, a Python int."""
+    return int(self.skipped_steps.numpy())
 
   @tf.function
   def train_step(self, x, learning_rate, phase=strategies.JOINT):
-    """One step; skipped if the loss or a gradient is not finite.
+    """One step; its update is skipped if the loss or a gradient is not finite.
+
+    The step counter advances either way (a skipped step still uses up its batch and its
+    seed, so that a resumed run stays aligned with the data stream) and `skipped_steps`
+    counts the skipped ones; the caller decides when too many were skipped.
 
     Args:
       x: [B, D] global batch (B divisible by the number of replicas). learning_rate: scalar
@@ -131,10 +144,11 @@ class Trainer(tf.Module):
       self.optimizer.learning_rate.assign(learning_rate)
       self.optimizer.apply_gradients(zip(grads, [variables[i] for i in present]),
                                      skip_gradients_aggregation=True)
-      self.step.assign_add(1)
       return tf.constant(True)
 
     tf.cond(finite, apply, lambda: tf.constant(False))
+    self.step.assign_add(1)
+    self.skipped_steps.assign_add(1 - tf.cast(finite, tf.int64))
     out["finite"] = finite
     return out
 
