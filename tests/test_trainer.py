@@ -12,6 +12,7 @@ import tensorflow as tf
 from tfp_priors.data import pipelines
 from trainers import run
 from tfp_priors.training import checkpointing
+from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import trainer as train_lib
 
 
@@ -101,6 +102,41 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(train_tiny, t
   four = {n: tf.train.load_variable(ckpt.replace("-6", "-4"), n) for n in variables}
   changed = [n for n in variables if "model" in n and not np.array_equal(four[n], variables[n])]
   assert changed  # the update on batch 4 (finite) is in checkpoint 6, not in 4
+
+
+def test_one_non_finite_batch_is_skipped_counted_and_the_run_finishes(train_tiny, tmp_path,
+                                                                       monkeypatch):
+  make = pipelines.make_datasets
+
+  def poisoned(**kwargs):
+    ds = make(**kwargs)
+    bad = ds.train.enumerate(start=kwargs.get("start_step", 0)).map(
+        lambda i, x: x * tf.where(tf.equal(i, 3), float("nan"), 1.0))
+    return ds._replace(train=bad)
+
+  monkeypatch.setattr(pipelines, "make_datasets", poisoned)
+  results = train_tiny(tmp_path, config="vae_standard", bindings=["train.num_steps = 8"],
+                       evaluate=False, export=False)
+  assert results["num_steps"] == 8 and results["skipped_steps"] == 1
+  with open(tmp_path / "metrics.json") as f:
+    assert json.load(f)["skipped_steps"] == 1
+
+
+@pytest.mark.parametrize("step, skipped, consecutive, stops", [
+    (50, 5, 5, False),     # the fraction counts at least 100 steps: 5 is not above 5
+    (50, 6, 6, True),      # 6 is
+    (100, 5, 1, False),    # 5 of 100 is not above 5%
+    (100, 6, 1, True),     # 6 of 100 is
+    (1000, 50, 9, False),  # 5% of 1000
+    (1000, 20, 10, True),  # ten in a row
+])
+def test_non_finite_step_limits(step, skipped, consecutive, stops):
+  limits = runner_lib.NonFiniteSteps(max_consecutive=10, max_fraction=0.05)
+  if stops:
+    with pytest.raises(train_lib.NonFiniteLossError, match="ckpt-7"):
+      limits.check(step, skipped, consecutive, "ckpt-7")
+  else:
+    limits.check(step, skipped, consecutive, "ckpt-7")
 
 
 def test_incompatible_checkpoint_is_refused_and_left_intact(train_tiny, tmp_path):

@@ -2,14 +2,17 @@
 save, one process at a time, the first config kept, and no silent re-evaluation."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 import pytest
 
 from support import checkpoint_variables
+from tfp_priors.data import files
 from tfp_priors.training import checkpointing
 from tfp_priors.training import workdir as workdir_lib
 
@@ -33,6 +36,47 @@ def test_a_failed_write_leaves_the_previous_file_and_no_temporary_file(tmp_path,
     workdir_lib.write_metrics(tmp_path, {"nll": 80.0})
   assert _strict_json(tmp_path / "metrics.json") == {"nll": 90.0}
   assert sorted(os.listdir(tmp_path)) == ["metrics.json"]
+
+
+def test_concurrent_writers_use_their_own_temporary_files_and_fsync(tmp_path, monkeypatch):
+  """Two first runs writing one cache file at once (threads here): each writes its own
+  uniquely named temporary file, fsyncs it and renames it; the result is one whole file."""
+  synced, temporaries = [], []
+  real_fsync, real_replace = os.fsync, os.replace
+  monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+  monkeypatch.setattr(os, "replace", lambda a, b: (temporaries.append(a), real_replace(a, b)))
+  contents = [bytes([i]) * 1_000_000 for i in range(2)]
+  threads = [threading.Thread(target=files.atomic_write, args=(tmp_path / "cache.bin", c))
+             for c in contents]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  assert (tmp_path / "cache.bin").read_bytes() in contents
+  assert len(set(temporaries)) == 2 and all(t.endswith(".part") for t in temporaries)
+  assert len(synced) >= 4  # each file and the folder after each rename
+  assert os.listdir(tmp_path) == ["cache.bin"]
+
+
+def test_an_interrupted_export_leaves_the_previous_one(tmp_path):
+  target = tmp_path / "export"
+  with files.atomic_directory(target) as staging:
+    (pathlib.Path(staging) / "saved_model.pb").write_bytes(b"first")
+  with pytest.raises(RuntimeError, match="killed"):
+    with files.atomic_directory(target) as staging:
+      (pathlib.Path(staging) / "saved_model.pb").write_bytes(b"half")
+      raise RuntimeError("killed")
+  assert (target / "saved_model.pb").read_bytes() == b"first"
+  with files.atomic_directory(target) as staging:
+    (pathlib.Path(staging) / "saved_model.pb").write_bytes(b"second")
+  assert (target / "saved_model.pb").read_bytes() == b"second"
+  assert sorted(os.listdir(tmp_path)) == ["export"]
+  (tmp_path / "export.x1y2.part").mkdir()  # what a SIGKILL mid-export leaves
+  (tmp_path / "export.x1y2.part.old").mkdir()
+  (tmp_path / "metrics.json.k3.part").write_bytes(b"{")
+  removed = workdir_lib.remove_leftovers(tmp_path)
+  assert sorted(removed) == ["export.x1y2.part", "export.x1y2.part.old", "metrics.json.k3.part"]
+  assert sorted(os.listdir(tmp_path)) == ["export"]
 
 
 def test_metrics_are_strict_json_with_unknown_figures_as_null(tmp_path):
