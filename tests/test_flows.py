@@ -366,3 +366,25 @@ def test_invertible_dense():
   numerical = _numerical_log_det(layer, x)
   assert abs(numerical[0]) > 0.05  # not volume preserving any more
   np.testing.assert_allclose(fldj, numerical, atol=1e-4)
+
+
+def test_realnvp_log_scale_bound_keeps_far_samples_finite():
+  """log_scale_bound B: every coupling's log-scale is B tanh(s / B), so a flow whose nets give
+  huge log-scales far from the data (as LARS's jointly trained proposal did in the 2-D fit)
+  still maps base noise to finite samples, with |log det| <= K B; unbounded, it overflows."""
+  w = tf.constant([[4.0, -4.0], [0.5, 0.3]])
+  flows = {}
+  for bound in (None, 2.0):
+    prior = RealNVPPrior(2, hidden_sizes=(8,), log_scale_bound=bound, seed=0)
+    for net in prior.nets:  # no shift; log-scale 10 * sum of the ReLUs, growing with |x|
+      net.mlp.net.layers[-1].kernel.assign(np.tile([[0.0, 10.0]], [8, 1]).astype(np.float32))
+    flows[bound] = prior
+  assert not np.all(np.isfinite(flows[None].bijector.forward(w)))
+  bounded = flows[2.0]
+  z = bounded.bijector.forward(w)
+  assert np.all(np.isfinite(z))
+  log_det = bounded.bijector.forward_log_det_jacobian(w, event_ndims=1)
+  assert np.all(np.abs(log_det) <= 4 * 2.0 + 1e-4)
+  np.testing.assert_allclose(bounded.bijector.inverse(z)[1], w[1], rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="log_scale_bound"):
+    RealNVPPrior(2, log_scale_bound=0.0)

@@ -32,6 +32,26 @@ def swap_halves_permutation(size, num_masked, rng):
                          rng.permutation(np.arange(num_masked))])
 
 
+class BoundedLogScale(tf.Module):
+  """A coupling network whose log_scale is soft-clipped to (-bound, bound).
+
+  net(x) = (shift, s) -> (shift, bound * tanh(s / bound)): the identity to first order near
+  s = 0 (a flow started near the identity starts where it did), |log_scale| < bound everywhere.
+  The bounded, tanh-rescaled log-scale of the RealNVP authors (Dinh et al. 2017; their code:
+  log_scale = scale * tanh(s)) with a fixed scale, so that no input, however far outside the
+  data, makes exp(log_scale) overflow.
+  """
+
+  def __init__(self, net, bound, name=None):
+    super().__init__(name=name)
+    self.net = net
+    self.bound = float(bound)
+
+  def __call__(self, x, output_units=None, **condition_kwargs):
+    shift, log_scale = self.net(x, output_units, **condition_kwargs)
+    return shift, self.bound * tf.math.tanh(log_scale / self.bound)
+
+
 @gin.configurable
 @interface.register("realnvp")
 class RealNVPPrior(flow.FlowPrior):
@@ -41,14 +61,15 @@ class RealNVPPrior(flow.FlowPrior):
   `tfb.RealNVP` affine couplings and P_k reordering permutations (`swap_halves_permutation`,
   so that every dimension is transformed by every other coupling). Both directions are
   single-pass: sampling and log_prob cost the same. log_scale is unconstrained, as in TFP's
-  reference template. LARS's defaults: K = 4 couplings, shift-and-log-scale MLPs with two
-  hidden layers of 100 ReLU units. log_prob: z [..., d] -> [...] nats; sample(n) -> [n, d].
+  reference template, unless `log_scale_bound` B is set (then B tanh(log_scale / B)). LARS's
+  defaults: K = 4 couplings, shift-and-log-scale MLPs with two hidden layers of 100 ReLU units.
+  log_prob: z [..., d] -> [...] nats; sample(n) -> [n, d].
 
   State (checkpointed): the coupling networks `nets` and the permutations (non-trainable int32
   variables in `permutations`, so a checkpoint carries them whatever the constructor seed).
 
   Raises:
-    ValueError: latent_size < 2 or num_couplings < 1.
+    ValueError: latent_size < 2, num_couplings < 1 or log_scale_bound <= 0.
 
   #### Mathematical details
 
@@ -87,7 +108,7 @@ class RealNVPPrior(flow.FlowPrior):
   """
 
   def __init__(self, latent_size, num_couplings=4, hidden_sizes=(100, 100), activation="relu",
-               output_scale=1e-2, seed=0, name="realnvp_prior"):
+               output_scale=1e-2, seed=0, log_scale_bound=None, name="realnvp_prior"):
     """Args:
       latent_size: d >= 2.
       num_couplings: K >= 1 couplings (LARS: 4).
@@ -95,13 +116,21 @@ class RealNVPPrior(flow.FlowPrior):
       activation: hidden nonlinearity (TFP's template: relu).
       output_scale: factor on the Glorot-initialised output kernels (flow starts near identity).
       seed: integer seed of the permutations and weight initialisation.
+      log_scale_bound: None (unconstrained log_scale, TFP's template) or B > 0: each
+        coupling's log_scale is B * tanh(log_scale / B), so that its scale stays in
+        (exp(-B), exp(B)) also far outside the data. Needed where the flow is sampled during
+        training, e.g. as LARS's proposal: the reparameterised samples z_s of Z_S = 1/S sum
+        a(z_s) come from base noise w in the tails, where an unconstrained log_scale (a ReLU
+        MLP, linear in its input) makes x * exp(log_scale) overflow to inf.
       name: module name.
 
     Raises:
-      ValueError: latent_size < 2 or num_couplings < 1.
+      ValueError: latent_size < 2, num_couplings < 1 or log_scale_bound <= 0.
     """
     super().__init__(latent_size, name=name)
     flow.check_coupling_latent_size(latent_size)
+    if log_scale_bound is not None and not float(log_scale_bound) > 0.0:
+      raise ValueError(f"log_scale_bound must be None or > 0, got {log_scale_bound}.")
     if int(num_couplings) < 1:
       raise ValueError(f"num_couplings must be >= 1, got {num_couplings}.")
     d, num_masked = self.latent_size, self.latent_size // 2
@@ -117,7 +146,10 @@ class RealNVPPrior(flow.FlowPrior):
                                         output_scale, seed=seeds.derive_seed(seed, 1, k),
                                         name=f"shift_and_log_scale_{k}"))
       self.couplings.append(tfb.RealNVP(num_masked=num_masked,
-                                        shift_and_log_scale_fn=self.nets[-1],
+                                        shift_and_log_scale_fn=(
+                                            self.nets[-1] if log_scale_bound is None else
+                                            BoundedLogScale(self.nets[-1], log_scale_bound,
+                                                            name=f"bounded_log_scale_{k}")),
                                         name=f"real_nvp_{k}"))
       steps.append(self.couplings[-1])
     self.bijector = tfb.Chain(list(reversed(steps)), name="realnvp_flow")
