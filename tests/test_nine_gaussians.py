@@ -4,9 +4,11 @@ RealNVP alone, LARS over N(0, I) and LARS over a jointly trained RealNVP proposa
 samples of the target q with the priors' training path (`training_log_prob`: Algorithm 1 for
 LARS). The paper reports KL(q || p) = 0.68 for RealNVP alone and 0.08 for LARS over RealNVP,
 whose acceptance rate Z is about double that of LARS over N(0, I) (KL(q || N(0, I)) = 1.8).
-Here (2,000 Adam steps, three initialisations): RealNVP 0.68, LARS over N(0, I) 0.77-1.26,
-LARS over RealNVP 0.24-0.36; Z of the two LARS priors 0.04-0.11, in no consistent order, so
-only the fit is asserted.
+Here (2,000 Adam steps, three initialisations, before the RealNVP's log-scale was bounded):
+RealNVP 0.68, LARS over N(0, I) 0.77-1.26, LARS over RealNVP 0.24-0.36; Z of the two LARS
+priors 0.04-0.11, in no consistent order, so only the fit is asserted. With the bound
+(`realnvp_proposal`, B = 10), the figure script's seed 0 gives RealNVP 0.60 and LARS over
+RealNVP 0.27.
 """
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ def test_lars_over_realnvp_fits_better_than_realnvp_alone(fitted):
   # Every learned prior improves on its proposal; resampling a RealNVP beats the RealNVP.
   assert kl["realnvp"] < kl["normal"] - 0.5
   assert kl["lars_normal"] < kl["normal"] - 0.5
-  assert kl["lars_realnvp"] < 0.7 * kl["realnvp"], kl  # measured 0.24-0.36 vs 0.68
+  assert kl["lars_realnvp"] < 0.7 * kl["realnvp"], kl  # measured 0.27 vs 0.60 (seed 0)
   assert kl["lars_realnvp"] < kl["lars_normal"], kl
 
 
