@@ -1,1 +1,8 @@
-"""Entry points: `python -m trainers.run --gin_config=lars_hvae.gin --workdir=runs/x`."""
+"""Entry points: `python -m trainers.run --gin_config=lars_hvae.gin --workdir=runs/x`.
+
+Importing the package silences third-party console noise before TensorFlow loads
+(`trainers.console`; --verbosity keeps it).
+"""
+from trainers import console
+
+console.quiet_third_party()

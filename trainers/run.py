@@ -18,6 +18,7 @@ import tensorflow as tf
 from tfp_priors import checks
 from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import workdir as workdir_lib
+from trainers import console
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_config", [], "Gin config file(s): a path, or a name in configs/.")
@@ -97,7 +98,8 @@ def main(argv):
       raise ValueError("--workdir is required (the run directory).")
     if not any(FLAGS.gin_config):
       raise ValueError("--gin_config is required, e.g. --gin_config=lars_hvae.gin.")
-    logging.set_verbosity(logging.WARNING)
+    if not console.verbose_requested():
+      logging.set_verbosity(logging.WARNING)
     parse_config(FLAGS.gin_config, FLAGS.gin_bindings + seed_bindings(FLAGS.seed))
     runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
   except USER_ERRORS as e:

@@ -1,0 +1,68 @@
+"""The console of the command-line programs (trainers.console): third-party noise dropped, the
+rest kept."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trainers import console
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+NOISE = [
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    b"I0000 00:00:1796178093.020761   10662 port.cc:153] oneDNN custom operations are on.",
+    b"W0000 00:00:1796178093.1   10662 cudart_stub.cc:31] Could not find cuda drivers",
+    b"E0000 00:00:1796178100.069739   10662 cuda_platform.cc:52] failed call to cuInit: "
+    b"INTERNAL: CUDA error",
+    b"E0000 00:00:1796178114.207342   10662 util.cc:131] oneDNN supports DT_BOOL only on "
+    b"platforms with AVX-512.",
+    b"To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild",
+]
+KEPT = [
+    b"E0000 00:00:1796178100.1   10662 bfc_allocator.cc:47] Allocator ran out of memory",
+    b"W1202 01:21:41.483844 140557063945088 runner.py:55] step 10: no sample grid",  # ours
+    b"error: BadSettingError: train.num_steps = 20.5 is not an integer",
+    b"step 2/4 loss=221.86 elbo=-221.9 kl=12.64 (1 steps/s)",
+    b"",
+]
+
+
+@pytest.mark.parametrize("line", NOISE)
+def test_native_noise_is_dropped(line):
+  assert console.is_noise(line)
+
+
+@pytest.mark.parametrize("line", KEPT)
+def test_native_errors_and_our_lines_are_kept(line):
+  assert not console.is_noise(line)
+
+
+def test_gin_path_lookups_and_tfds_folder_warnings_are_filtered_not_other_records():
+  noise = console.ThirdPartyNoise()
+
+  def record(path, level, msg):
+    return logging.LogRecord("x", level, path, 1, msg, (), None)
+  assert not noise.filter(record("/v/gin/resource_reader.py", logging.ERROR,
+                                 "Path not found: %s"))
+  assert not noise.filter(record("/v/tensorflow_datasets/core/x.py", logging.WARNING,
+                                 "Variant folder has no dataset_info.json"))
+  assert noise.filter(record("/v/tensorflow_datasets/core/x.py", logging.ERROR, "real"))
+  assert noise.filter(record("/w/tfp_priors/training/runner.py", logging.WARNING, "ours"))
+
+
+def test_a_refused_run_prints_only_its_error_and_verbosity_brings_the_rest_back():
+  args = [sys.executable, "-m", "trainers.run", "--gin_config=vae_standard",
+          "--workdir=/tmp/never_created_by_test_console", "--gin_bindings=train.num_steps=-1"]
+  quiet = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False,
+                         cwd=REPO)
+  assert quiet.returncode == 1
+  assert quiet.stderr.strip().splitlines() == [
+      line for line in quiet.stderr.strip().splitlines() if line.startswith("error:")], (
+          quiet.stderr)
+  assert len(quiet.stderr.strip().splitlines()) == 1 and quiet.stdout == ""
+  loud = subprocess.run(args + ["--verbosity=0"], capture_output=True, text=True, timeout=300,
+                        check=False, cwd=REPO)
+  assert loud.returncode == 1 and len(loud.stderr.strip().splitlines()) > 1
