@@ -66,3 +66,27 @@ def test_a_refused_run_prints_only_its_error_and_verbosity_brings_the_rest_back(
   loud = subprocess.run(args + ["--verbosity=0"], capture_output=True, text=True, timeout=300,
                         check=False, cwd=REPO)
   assert loud.returncode == 1 and len(loud.stderr.strip().splitlines()) > 1
+
+
+RESULTS = {"nll": 85.0, "elbo": -88.5, "kl": 25.25, "active_units": 27, "num_examples": 10000,
+           "num_steps": 10000, "num_importance_samples": 1000, "normalizer": 0.02,
+           "normalizer_standard_error": 1e-4}
+
+
+def test_final_summary_puts_the_papers_figure_beside_ours():
+  from trainers import run  # pylint: disable=g-import-not-at-top
+  lines = run.summary(RESULTS, ["lars_vae.gin"], ["train.num_steps = 10000"])
+  assert lines[0].startswith("summary: test NLL 85.00 nats (K = 1000) on 10,000 test images")
+  assert "Z 0.02" in lines[0]
+  # LARS Table 1, VAE + LARS on dynamic MNIST: 83.03 nats after 10^7 steps.
+  assert "paper: 83.03" in lines[1] and "ours - paper = +1.97 nats" in lines[1]
+  assert "10,000 of the paper's 10,000,000 steps (budget ratio 0.001)" in lines[1]
+
+
+def test_no_paper_figure_when_bindings_change_the_setup_or_no_row_matches():
+  from trainers import run  # pylint: disable=g-import-not-at-top
+  changed = run.summary(RESULTS, ["lars_vae.gin"], ["make_datasets.name = 'omniglot'"])
+  assert "not compared" in changed[1] and "make_datasets.name" in changed[1]
+  unknown = run.summary(RESULTS, ["my_own.gin"])
+  assert "no paper row" in unknown[1]
+  assert run.summary({"num_steps": 3}, ["lars_vae.gin"]) == []

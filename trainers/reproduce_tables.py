@@ -12,6 +12,7 @@ compared with, times `sign`: the test NLL `nll` (IWAE bound, nats, lower is bett
 is better). The difference is always ours - paper in the paper's convention.
 """
 import dataclasses
+import os
 from typing import Optional, Tuple
 
 # The papers' training lengths, in (VAE) steps, for the per-row step cap.
@@ -342,3 +343,16 @@ def get_table(name):
   if name not in TABLES:
     raise ValueError(f"unknown table {name!r}; tables: {', '.join(sorted(TABLES))}")
   return TABLES[name]
+
+
+def paper_row(configs):
+  """The first (table, row) of TABLES whose row trains exactly `configs` (names or paths of
+  gin files, in order) with no extra bindings, or None: the paper's figure for a plain run of
+  those configs (e.g. lars_vae.gin -> LARS Table 1's VAE LARS row on dynamic MNIST)."""
+  names = tuple(os.path.basename(c) if c.endswith(".gin") else os.path.basename(c) + ".gin"
+                for c in configs)
+  for table in TABLES.values():
+    for row in table.rows:
+      if row.configs == names and not row.bindings and not row.depends:
+        return table, row
+  return None

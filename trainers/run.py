@@ -19,6 +19,7 @@ from tfp_priors import checks
 from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import workdir as workdir_lib
 from trainers import console
+from trainers import reproduce_tables
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("gin_config", [], "Gin config file(s): a path, or a name in configs/.")
@@ -101,9 +102,50 @@ def main(argv):
     if not console.verbose_requested():
       logging.set_verbosity(logging.WARNING)
     parse_config(FLAGS.gin_config, FLAGS.gin_bindings + seed_bindings(FLAGS.seed))
-    runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
+    results = runner_lib.train(FLAGS.workdir, print_fn=lambda s: print(s, flush=True))
   except USER_ERRORS as e:
     fail(e)
+  for line in summary(results, FLAGS.gin_config, FLAGS.gin_bindings):
+    print(line, flush=True)
+
+
+# Bindings that leave a run comparable with the paper's row of its configs: where the data
+# lie, and the train.* budget, intervals and evaluation settings.
+_COMPARABLE = ("train.", "make_datasets.data_dir", "make_datasets.allow_download")
+
+
+def summary(results, configs, bindings=()):
+  """The final console lines: the test figures, then the paper's figure for these configs
+  (`reproduce_tables.paper_row`) with the difference and the budget ratio, or why not.
+
+  Args:
+    results: the run's metrics (metrics.json). configs: the --gin_config values.
+    bindings: the --gin_bindings; any outside `_COMPARABLE` changes the setup, and then no
+      paper figure is shown.
+  """
+  if "nll" not in results:
+    return []
+  z = (f", Z {results['normalizer']:.4g} +- {results['normalizer_standard_error']:.2g}"
+       if "normalizer" in results and "normalizer_standard_error" in results else "")
+  k = results.get("num_importance_samples")
+  lines = [f"summary: test NLL {results['nll']:.2f} nats (K = {k}) on "
+           f"{results['num_examples']:,} test images, ELBO {results['elbo']:.2f}, KL {results['kl']:.2f}, active units "
+           f"{results['active_units']}{z}"]
+  found = reproduce_tables.paper_row(configs)
+  changed = [b.split("=")[0].strip() for b in bindings
+             if not b.strip().startswith(_COMPARABLE)]
+  if found is None or changed:
+    why = (f"the bindings {', '.join(changed)} change the setup" if found and changed
+           else "no paper row trains exactly these configs")
+    return lines + [f"paper: not compared ({why})."]
+  table, row = found
+  ours = table.sign * results[table.metric_key]
+  budget = results["num_steps"] / row.paper_steps
+  return lines + [
+      f"paper: {row.paper:.2f} ({table.title.split(' Table')[0]}, {row.source}, K = "
+      f"{table.num_importance_samples}); ours - paper = {ours - row.paper:+.2f} nats after "
+      f"{results['num_steps']:,} of the paper's {row.paper_steps:,} steps (budget ratio "
+      f"{budget:.2g})"]
 
 
 def fail(error):

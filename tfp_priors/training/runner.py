@@ -452,6 +452,7 @@ class Runner:
     self.print(f"Evaluating test NLL with K={k} importance samples...")
     results = metrics.evaluate(self.model, self.prior, self.data.test, k, seed=self.seed,
                                max_examples=self.evaluation.max_examples, log_fn=self.print)
+    results["num_importance_samples"] = k
     for name in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
       tf.summary.scalar(f"test/{name}", results[name], step=self.trainer.current_step())
     self.print(f"test NLL {results['nll']:.2f} nats, ELBO {results['elbo']:.2f}, "
