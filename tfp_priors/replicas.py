@@ -54,7 +54,8 @@ def sample_diagonal_normal(distribution, seed, num_samples=None):
     distribution: a diagonal Normal (`tfd.MultivariateNormalDiag` or `tfd.Normal`) with
       parameters [..., B, d]: B examples on the second-to-last axis.
     seed: stateless seed [2] shared by the replicas, or None.
-    num_samples: K, or None for one sample without a sample axis.
+    num_samples: K (an int or an int32 scalar tensor), or None for one sample without a
+      sample axis.
 
   Returns:
     [K, ..., B, d] (or [..., B, d]) samples; gradients flow to loc and scale.
@@ -66,8 +67,9 @@ def sample_diagonal_normal(distribution, seed, num_samples=None):
 
   def draw(rows):
     rows = tf.reshape(tf.cast(rows, tf.int32), [1])
-    return standard_normal(tf.concat([tf.constant(prefix, tf.int32), shape[:-2], rows,
-                                      shape[-1:]], 0), seed, loc.dtype)
+    leading = tf.reshape(tf.cast(prefix, tf.int32), [-1])  # K may be a tensor (the export)
+    return standard_normal(tf.concat([leading, shape[:-2], rows, shape[-1:]], 0), seed,
+                           loc.dtype)
   return loc + scale * replica_rows(draw, shape[-2], axis=axis)
 
 
