@@ -90,3 +90,16 @@ def test_no_paper_figure_when_bindings_change_the_setup_or_no_row_matches():
   unknown = run.summary(RESULTS, ["my_own.gin"])
   assert "no paper row" in unknown[1]
   assert run.summary({"num_steps": 3}, ["lars_vae.gin"]) == []
+
+
+@pytest.mark.parametrize("seconds, text", [(44.6, "45s"), (185, "3m05s"), (7620, "2h07m"),
+                                           (float("nan"), "?"), (None, "?")])
+def test_durations(seconds, text):
+  from tfp_priors import progress  # pylint: disable=g-import-not-at-top
+  assert progress.duration(seconds) == text
+
+
+def test_eta_at_the_rate_so_far():
+  from tfp_priors import progress  # pylint: disable=g-import-not-at-top
+  assert progress.eta(2000, 10000, 60.0) == "4m00s"  # 8,000 more at 2,000 a minute
+  assert progress.eta(0, 10000, 1.0) == "?" and progress.eta(5, None, 1.0) == "?"

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_priors import objectives
+from tfp_priors import progress
 
 # Speed settings, measured by `python -m benchmarks.iwae_throughput` (README, Benchmarks).
 DEFAULT_IWAE_BATCH_SIZE = 20
@@ -21,7 +22,7 @@ DEFAULT_JIT_COMPILE = False
 
 def evaluate(model, prior, dataset, num_importance_samples=1000,
              iwae_batch_size=DEFAULT_IWAE_BATCH_SIZE, seed=0, max_examples=None, log_fn=None,
-             jit_compile=DEFAULT_JIT_COMPILE):
+             jit_compile=DEFAULT_JIT_COMPILE, num_examples=None):
   """Evaluates on a finite dataset of [B, D] batches.
 
   Args:
@@ -33,8 +34,10 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
     iwae_batch_size: examples per IWAE step (memory is K * iwae_batch_size * D floats).
     seed: int seed of the estimates.
     max_examples: evaluate only the first N examples (None: all).
-    log_fn: optional callable(str) for progress lines.
+    log_fn: optional callable(str) for progress lines (every 2,000 examples at the default
+      batch, with the ETA when the number of examples is known).
     jit_compile: compile the evaluation step with XLA.
+    num_examples: the number of examples in `dataset` if known (for the ETA only).
 
   Returns:
     dict with 'nll', 'elbo', 'reconstruction', 'kl' (E KL(q(z|x) || p(z))), 'kl_posterior'
@@ -49,6 +52,8 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
   dataset = dataset.unbatch()
   if max_examples:
     dataset = dataset.take(max_examples)
+  total = (min(num_examples, max_examples or num_examples) if num_examples
+           else max_examples)  # for the ETA of the progress lines
   dataset = dataset.batch(iwae_batch_size)
   log_probs = {"nll": prior.latent_log_prob,
                **{f"nll_{k}": fn for k, fn in prior.extra_evaluation_densities().items()}}
@@ -74,7 +79,9 @@ def evaluate(model, prior, dataset, num_importance_samples=1000,
     means.append(mean.numpy())
     count += int(x.shape[0])
     if log_fn and (i + 1) % 100 == 0:
-      log_fn(f"evaluated {count} examples, NLL so far {totals['nll'] / count:.2f} nats")
+      log_fn(f"evaluated {count} of {total or '?'} examples, NLL so far "
+             f"{totals['nll'] / count:.2f} nats, ETA "
+             f"{progress.eta(count, total, time.time() - start)}")
   if count == 0:
     raise ValueError("the evaluation dataset is empty.")
   results = {k: v / count for k, v in totals.items()}

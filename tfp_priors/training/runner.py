@@ -22,6 +22,7 @@ import tf_keras
 
 from tfp_priors import export as export_lib
 from tfp_priors import objectives
+from tfp_priors import progress
 from tfp_priors.data import pipelines
 from tfp_priors.evaluation import images as images_lib
 from tfp_priors.evaluation import metrics
@@ -398,8 +399,9 @@ class Runner:
     for k, v in scalars.items():
       tf.summary.scalar(k, v, step=step)
     line = "".join(f" {k}={scalars[k]:.4g}" for k in dict.fromkeys(shown) if k in scalars)
+    remaining = (self.schedule.num_steps - step) / max(self.steps_per_second, 1e-9)
     self.print(f"step {step}/{self.schedule.num_steps} loss={scalars['loss']:.2f}{line} "
-               f"({self.steps_per_second:.0f} steps/s)")
+               f"({self.steps_per_second:.0f} steps/s, ETA {progress.duration(remaining)})")
 
   def maybe_sample_images(self, step):
     if step % self.intervals.image_every == 0:
@@ -451,7 +453,8 @@ class Runner:
     k = self.evaluation.num_importance_samples
     self.print(f"Evaluating test NLL with K={k} importance samples...")
     results = metrics.evaluate(self.model, self.prior, self.data.test, k, seed=self.seed,
-                               max_examples=self.evaluation.max_examples, log_fn=self.print)
+                               max_examples=self.evaluation.max_examples, log_fn=self.print,
+                               num_examples=self.data.num_test)
     results["num_importance_samples"] = k
     for name in ("nll", "elbo", "reconstruction", "kl", "kl_posterior", "active_units"):
       tf.summary.scalar(f"test/{name}", results[name], step=self.trainer.current_step())
