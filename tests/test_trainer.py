@@ -177,3 +177,13 @@ def test_config_resolves_by_name_and_by_path():
   assert run.resolve_config("lars_hvae.gin") == run.resolve_config("lars_hvae")
   path = run.resolve_config("lars_hvae.gin")
   assert os.path.isabs(path) and run.resolve_config(path) == path
+
+
+def test_tensorboard_holds_the_config_hyperparameters_and_test_metrics(train_tiny, tmp_path):
+  train_tiny(tmp_path, config="lars_vae", bindings=["train.num_steps = 2"], export=False)
+  tags = set()
+  for name in os.listdir(tmp_path / "train"):
+    for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "train" / name)):
+      tags.update(v.tag for v in event.summary.value)
+  assert {"config", "_hparams_/session_start_info", "test/nll", "test/elbo", "test/kl",
+          "test/active_units", "loss"} <= tags, tags

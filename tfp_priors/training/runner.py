@@ -19,6 +19,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 import tf_keras
+from tensorboard.plugins.hparams import api as hparams
 
 from tfp_priors import export as export_lib
 from tfp_priors import objectives
@@ -255,6 +256,7 @@ class Runner:
     writer = tf.summary.create_file_writer(
         workdir_lib.path(self.workdir, workdir_lib.TRAIN_EVENTS))
     with writer.as_default():
+      self.summarize_config()
       self.train_loop()
       results = self.training_results()
       if not self.chief:  # the chief finalizes, evaluates and exports the shared weights
@@ -335,6 +337,17 @@ class Runner:
     if written and step > 0:
       self.print(f"The gin config differs from the first run's (config.gin, kept); this "
                  f"run's, from step {step}, is in {os.path.basename(written)}.")
+
+  def summarize_config(self):
+    """TensorBoard: the gin config as text and the run's hyperparameters (hparams plugin;
+    its metrics are the test/* scalars of `evaluate`), at the step the run starts from."""
+    step = self.trainer.current_step()
+    tf.summary.text("config", "```\n" + gin.config_str() + "\n```", step=step)
+    hparams.hparams({
+        "prior": self.prior.registry_name, "model": type(self.model).__name__,
+        "strategy": self.strategy.name, "latent_size": int(self.model.latent_size),
+        "num_steps": self.schedule.num_steps, "learning_rate": float(self.schedule.learning_rate),
+        "batch_size": int(self.data.train.element_spec.shape[0] or 0), "seed": self.seed})
 
   def train_loop(self):
     """Steps until the budget is spent or early stopping says stop, then a final checkpoint."""
