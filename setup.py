@@ -23,5 +23,5 @@ setuptools.setup(
         "numpy",
         "matplotlib==3.11.2",  # trainers/plot_onehot.py (Takahashi Figure 1)
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "ruff==0.8.4"]},
 )

@@ -135,7 +135,7 @@ def graph_matmul_flops(concrete_function):
     seen.add(id(graph))
     for op in graph.get_operations():
       if op.type in _MATMUL_OPS:
-        a, b = op.inputs[0].shape, op.inputs[1].shape
+        a = op.inputs[0].shape
         out = op.outputs[0].shape
         if not (a.is_fully_defined() and out.is_fully_defined()):
           unknown += 1

@@ -6,8 +6,8 @@ Each model gets the standard Normal prior and a compiled (tf.function) step: sin
 gradient, Adam update. After a warm-up, `rounds` interleaved blocks of `steps` steps per model
 are timed (interleaving evens out machine noise); prints the median ms/step, the ratio to
 the first model and the matrix-product FLOPs per step (forward and gradient, from the traced
-graph), and writes them to `--output_json`. The batch is one fixed random binary batch, so the figure is the cost of the
-step itself, independent of the trainer and data pipeline.
+graph), and writes them to `--output_json`. The batch is one fixed random binary batch, so the
+figure is the cost of the step itself, independent of the trainer and data pipeline.
 """
 from absl import app
 from absl import flags

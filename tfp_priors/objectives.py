@@ -13,7 +13,6 @@ import math
 import tensorflow as tf
 
 from tfp_priors import seeds
-from tfp_priors.models import common
 
 ElboTerms = collections.namedtuple("ElboTerms", ["elbo", "reconstruction", "kl"])
 

@@ -4,7 +4,8 @@ r"""Retrains the rows of one of the papers' tables and writes ours vs the paper'
       [--num_steps=N] [--rows=vae_*,lars_vae_*] [--num_importance_samples=K] \
       [--eval_max_examples=N] [--output=FILE.md]
 
-Each row trains with `tfp_priors.training.runner.train` from its gin configs (trainers/reproduce_tables.py)
+Each row trains with `tfp_priors.training.runner.train` from its gin configs
+(trainers/reproduce_tables.py)
 in <workdir>/steps<N>/<run>/ and is evaluated there (metrics.json); the markdown table (row,
 configs, ours, paper, difference = ours - paper, steps, test examples, notes) goes to stdout
 and to --output, training progress to stderr. Rerunning the same command reuses rows whose
@@ -68,7 +69,7 @@ def device_description():
   model = platform.processor() or platform.machine()
   try:
     with open("/proc/cpuinfo") as f:
-      model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+      model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
   except (OSError, StopIteration):
     pass
   return "CPU", f"CPU: {model}, {os.cpu_count()} cores"
@@ -158,7 +159,8 @@ def _cell(text):
 def _summary(error, limit=300):
   """`Type: first line`, plus the last line of a multi-line message (tf.function errors put
   the cause there), at most `limit` characters."""
-  lines = [l.strip() for l in f"{type(error).__name__}: {error}".splitlines() if l.strip()]
+  lines = [line.strip() for line in f"{type(error).__name__}: {error}".splitlines()
+           if line.strip()]
   text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
   return text if len(text) <= limit else text[:limit - 3] + "..."
 

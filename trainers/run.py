@@ -129,7 +129,8 @@ def summary(results, configs, bindings=()):
        if "normalizer" in results and "normalizer_standard_error" in results else "")
   k = results.get("num_importance_samples")
   lines = [f"summary: test NLL {results['nll']:.2f} nats (K = {k}) on "
-           f"{results['num_examples']:,} test images, ELBO {results['elbo']:.2f}, KL {results['kl']:.2f}, active units "
+           f"{results['num_examples']:,} test images, ELBO {results['elbo']:.2f}, KL "
+           f"{results['kl']:.2f}, active units "
            f"{results['active_units']}{z}"]
   found = reproduce_tables.paper_row(configs)
   changed = [b.split("=")[0].strip() for b in bindings

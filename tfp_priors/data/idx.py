@@ -42,7 +42,7 @@ def _decompressed(path):
   try:
     return gzip.decompress(raw)
   except (OSError, EOFError, zlib.error) as e:
-    raise IDXFormatError(f'{path}: corrupt or truncated gzip data ({e}).')
+    raise IDXFormatError(f'{path}: corrupt or truncated gzip data ({e}).') from e
 
 
 def read_idx(path, ndim=None):

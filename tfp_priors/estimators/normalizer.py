@@ -49,14 +49,14 @@ def _chunk_moments(log_a, log_a_pair, dtype):
   logs = [log_a] if log_a_pair is None else [log_a, log_a_pair]
   if dtype == tf.float64:
     shift = tf.constant(0.0, tf.float64)
-    logs = [tf.cast(l, tf.float64) for l in logs]
+    logs = [tf.cast(log_a, tf.float64) for log_a in logs]
   else:
-    logs = [tf.cast(l, dtype) for l in logs]
-    shift = tf.reduce_max([tf.reduce_max(l) for l in logs])
+    logs = [tf.cast(log_a, dtype) for log_a in logs]
+    shift = tf.reduce_max([tf.reduce_max(log_a) for log_a in logs])
     shift = tf.where(tf.math.is_finite(shift), shift, tf.zeros_like(shift))
-    logs = [l - shift for l in logs]
+    logs = [log_a - shift for log_a in logs]
     shift = tf.cast(shift, tf.float64)
-  units = tf.add_n([tf.exp(l) for l in logs]) / float(len(logs))
+  units = tf.add_n([tf.exp(log_a) for log_a in logs]) / float(len(logs))
   total = tf.cast(tf.reduce_sum(units), tf.float64) * tf.exp(shift)
   total_sq = tf.cast(tf.reduce_sum(tf.square(units)), tf.float64) * tf.exp(2.0 * shift)
   return total, total_sq

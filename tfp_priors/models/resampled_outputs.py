@@ -30,7 +30,6 @@ from tfp_priors import distributions
 from tfp_priors import seeds
 from tfp_priors.estimators import ema as ema_lib
 from tfp_priors.estimators import normalizer as normalizer_lib
-from tfp_priors.models import common
 from tfp_priors.models import latent_variable_model
 from tfp_priors.models.vae import VAE
 from tfp_priors.nets import MLP

@@ -17,7 +17,6 @@ al. 2019, Eq. 12-14). They differ in how they are trained and normalised:
 import math
 
 import gin
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 

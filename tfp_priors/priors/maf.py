@@ -109,8 +109,8 @@ class MAFPrior(flow.FlowPrior):
           kernel_initializer=flow.glorot_uniform_sequence(seeds.derive_seed(seed, 1, k)),
           name=f"made_{k}")
       made(tf.zeros([1, d]))  # Builds the network: its variables exist from here on.
-      output_layer = [l for l in made._network.layers  # pylint: disable=protected-access
-                      if isinstance(l, tf_keras.layers.Dense)][-1]
+      output_layer = [layer for layer in made._network.layers  # pylint: disable=protected-access
+                      if isinstance(layer, tf_keras.layers.Dense)][-1]
       output_layer.kernel.assign(output_layer.kernel * output_scale)  # keeps masked zeros
       self.made_networks.append(made)
       self.blocks.append(tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=made,

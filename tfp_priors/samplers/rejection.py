@@ -7,8 +7,8 @@ candidate is accepted whatever a(z) is, which yields exactly the density p_T of 
 The coin flip accepts when log u < log a(z) with log u = log(1 - U), U uniform on [0, 1) in
 float64: u lies in (0, 1] on a lattice of spacing 2^-52, so a flip is exact down to
 a(z) ~ 2e-16 (a float32 uniform lies on a 2^-23 lattice that includes 0, so it accepts any
-a(z) below ~1.2e-7 with probability >= 1.2e-7). Counters are int64: untruncated sampling at the paper's Z = 2e-6 makes
-~5e9 flips for 10^4 samples.
+a(z) below ~1.2e-7 with probability >= 1.2e-7). Counters are int64: untruncated sampling at the
+paper's Z = 2e-6 makes ~5e9 flips for 10^4 samples.
 """
 import collections
 

@@ -13,7 +13,7 @@ sets the budget and the decay / warm-up points scale with it unless given.
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from absl import logging
 import gin

@@ -179,7 +179,7 @@ def open_run(workdir, error=ValueError, example_config="..."):
       statement, or one that does not parse (truncated, not UTF-8, a syntax error, an unknown
       name), in one line naming the file and the line.
   """
-  from tfp_priors.training import runner  # pylint: disable=g-import-not-at-top,unused-import
+  from tfp_priors.training import runner  # noqa: F401  (registers the run's configurables)
 
   workdir = str(workdir)
   if not os.path.isdir(workdir):
