@@ -5,9 +5,11 @@ Source: Bauer & Mnih (2019), appendix A.4, Eq. (A.17): S = 10^10 proposal sample
 """
 import collections
 import math
+import time
 
 import tensorflow as tf
 
+from tfp_priors import progress
 from tfp_priors import seeds
 
 NormalizerEstimate = collections.namedtuple(
@@ -23,6 +25,7 @@ DEFAULT_CPU_SAMPLES = 10**7
 DEFAULT_CHUNK_SIZE = 10**5
 DEFAULT_JIT_COMPILE = False
 DEFAULT_CHUNK_DTYPE = tf.float64
+PROGRESS_LINES = 10  # progress lines of an estimate given a log_fn
 
 
 def default_num_samples(gpu_samples=DEFAULT_GPU_SAMPLES, cpu_samples=DEFAULT_CPU_SAMPLES):
@@ -64,7 +67,8 @@ def _chunk_moments(log_a, log_a_pair, dtype):
 
 def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
                             chunk_size=DEFAULT_CHUNK_SIZE, antithetic=False, seed=None,
-                            jit_compile=DEFAULT_JIT_COMPILE, chunk_dtype=DEFAULT_CHUNK_DTYPE):
+                            jit_compile=DEFAULT_JIT_COMPILE, chunk_dtype=DEFAULT_CHUNK_DTYPE,
+                            log_fn=None):
   """Streams S proposal samples through a(z) and returns Z, log Z and standard errors.
 
   The sums across chunks are accumulated in float64, so S = 10^10 loses no precision; memory
@@ -85,6 +89,8 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
     jit_compile: compile the loop with XLA.
     chunk_dtype: tf.float32 or tf.float64, the dtype of exp(log a) and of the sums within
       a chunk (see `_chunk_moments`); the sums across chunks are float64 either way.
+    log_fn: None, or callable(str) receiving PROGRESS_LINES lines with the rate and the ETA
+      (the chunks then run in that many calls; the estimate is the same to the bit).
 
   Returns:
     `NormalizerEstimate` of float64 scalars: log_normalizer (nats), normalizer Z, standard_error
@@ -114,7 +120,8 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
   seed = seeds.stateless_seed(seed)  # an int is a fixed seed, not a stateful draw
 
   @tf.function(autograph=False, jit_compile=jit_compile)
-  def run():
+  def run(start, stop, total, total_sq):
+    """Chunks start..stop-1, continuing the running sums (the same sums in blocks or not)."""
     def body(i, total, total_sq):
       chunk_seed = tf.cast(tf.random.experimental.stateless_fold_in(seed, i), tf.int32)
       z = sample(draws, chunk_seed)
@@ -123,12 +130,22 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
                                                    chunk_dtype)
       return i + 1, total + chunk_total, total_sq + chunk_total_sq
 
-    zero = tf.constant(0.0, tf.float64)
-    _, total, total_sq = tf.while_loop(
-        lambda i, *_: i < num_chunks, body, (tf.constant(0, tf.int64), zero, zero))
+    _, total, total_sq = tf.while_loop(lambda i, *_: i < stop, body, (start, total, total_sq))
     return total, total_sq
 
-  total, total_sq = run()
+  total = total_sq = tf.constant(0.0, tf.float64)
+  # With log_fn, ten blocks with a progress line after each; without, one call.
+  block = -(-num_chunks // PROGRESS_LINES) if log_fn else num_chunks
+  start_time = time.time()
+  for start in range(0, num_chunks, block):
+    stop = min(start + block, num_chunks)
+    total, total_sq = run(tf.constant(start, tf.int64), tf.constant(stop, tf.int64), total,
+                          total_sq)
+    if log_fn:
+      elapsed = time.time() - start_time
+      log_fn(f"log Z: {stop * draws:.2g} of {num_chunks * draws:.2g} proposal samples, "
+             f"{stop * draws / max(elapsed, 1e-9):.2g} a(z)/s, ETA "
+             f"{progress.eta(stop, num_chunks, elapsed)}")
   units = tf.constant(float(num_chunks * draws), tf.float64)
   mean = total / units
   variance = tf.maximum(total_sq / units - tf.square(mean), 0.0) * units / tf.maximum(units - 1, 1)

@@ -300,7 +300,7 @@ class LarsPrior(interface.Prior):
     `acceptance_check`)."""
     del model, train_batches
     t = time.time()
-    est = self.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed)
+    est = self.estimate_log_normalizer(num_samples=normalizer_samples, seed=seed, log_fn=log_fn)
     seconds = time.time() - t
     results = normalizer_lib.as_metrics(est)
     results["acceptance_evaluations_per_second"] = est.num_samples / max(seconds, 1e-9)
@@ -316,14 +316,15 @@ class LarsPrior(interface.Prior):
     """`estimate_log_normalizer` (the validation NLL then uses a fresh Z, not the EMA)."""
     return self.estimate_log_normalizer(num_samples, seed=seed)
 
-  def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0):
-    """Estimates log Z with S samples (Eq. A.17) and stores it for `distribution()`.
+  def estimate_log_normalizer(self, num_samples=None, chunk_size=10**5, seed=0, log_fn=None):
+    """Estimates log Z with S samples (Eq. A.17) and stores it for `distribution()`; log_fn
+    gets progress lines with the rate and the ETA.
 
     Returns:
       `NormalizerEstimate` (float64 scalars; see `estimators.estimate_log_normalizer`).
     """
     estimate = normalizer_lib.estimate_log_normalizer(
         self.proposal.distribution(), self.log_acceptance, num_samples, chunk_size,
-        antithetic=self.proposal.symmetric, seed=seed)
+        antithetic=self.proposal.symmetric, seed=seed, log_fn=log_fn)
     self.evaluation_log_normalizer.assign(tf.cast(estimate.log_normalizer, tf.float32))
     return estimate
