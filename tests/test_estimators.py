@@ -307,14 +307,13 @@ def test_bad_arguments_raise(kwargs):
 def test_progress_lines_leave_the_estimate_identical_to_the_bit():
   """With log_fn the chunks run in PROGRESS_LINES calls continuing one running sum, so the
   float64 sums are added in the same order as in one call."""
-  normalizer_lib = normalizer
   proposal = tfd.MultivariateNormalDiag(tf.zeros(2))
   log_a = lambda z: -0.5 * tf.reduce_sum(tf.square(z - 1.0), -1)
   lines = []
-  logged = normalizer_lib.estimate_log_normalizer(proposal, log_a, 20000, chunk_size=1000,
-                                                  seed=3, log_fn=lines.append)
-  plain = normalizer_lib.estimate_log_normalizer(proposal, log_a, 20000, chunk_size=1000, seed=3)
+  logged = normalizer.estimate_log_normalizer(proposal, log_a, 20000, chunk_size=1000, seed=3,
+                                              log_fn=lines.append)
+  plain = normalizer.estimate_log_normalizer(proposal, log_a, 20000, chunk_size=1000, seed=3)
   assert float(logged.normalizer) == float(plain.normalizer)
   assert float(logged.standard_error) == float(plain.standard_error)
-  assert len(lines) == normalizer_lib.PROGRESS_LINES and "ETA" in lines[-1]
+  assert len(lines) == normalizer.PROGRESS_LINES and "ETA" in lines[-1]
   assert lines[-1].startswith("log Z: 2e+04 of 2e+04 proposal samples")
