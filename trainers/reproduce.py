@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -32,6 +33,7 @@ from absl import logging
 import gin
 import tensorflow as tf
 
+from tfp_priors import progress
 from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import workdir as workdir_lib
 from trainers import reproduce_tables
@@ -204,7 +206,8 @@ def reproduce(table, workdir, num_steps=None, num_importance_samples=None,
   if eval_max_examples is None:
     eval_max_examples = 0 if gpu else CPU_EVAL_MAX_EXAMPLES
   results, dirs, failed = [], {}, {}
-  for row in selected:
+  start_time = time.time()
+  for index, row in enumerate(selected):
     steps = min(num_steps, row.paper_steps or num_steps)
     row_dir = os.path.join(workdir, f"steps{steps}", row.run)
     dirs[row.run] = row_dir
@@ -232,7 +235,8 @@ def reproduce(table, workdir, num_steps=None, num_importance_samples=None,
     result.update(ours=ours, metrics=metrics, reused=reused)
     if log_fn:
       log_fn(f"[{row.run}] {'reused' if reused else 'done'}: ours {ours:.2f}, paper "
-             f"{row.paper:.2f}")
+             f"{row.paper:.2f} (row {index + 1} of {len(selected)}, ETA of the table "
+             f"{progress.eta(index + 1, len(selected), time.time() - start_time)})")
   markdown = format_markdown(table, results, num_steps=num_steps,
                              num_importance_samples=num_importance_samples,
                              eval_max_examples=eval_max_examples, device=device,
