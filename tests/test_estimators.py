@@ -317,3 +317,7 @@ def test_progress_lines_leave_the_estimate_identical_to_the_bit():
   assert float(logged.standard_error) == float(plain.standard_error)
   assert len(lines) == normalizer.PROGRESS_LINES and "ETA" in lines[-1]
   assert lines[-1].startswith("log Z: 2e+04 of 2e+04 proposal samples")
+  pairs = []  # antithetic: a chunk of 1,000 is 500 pairs, 1,000 evaluations of a(z)
+  normalizer.estimate_log_normalizer(proposal, log_a, 20000, chunk_size=1000, seed=3,
+                                     antithetic=True, log_fn=pairs.append)
+  assert pairs[-1].startswith("log Z: 2e+04 of 2e+04 proposal samples")

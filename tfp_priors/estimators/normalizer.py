@@ -143,8 +143,8 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
                           total_sq)
     if log_fn:
       elapsed = time.time() - start_time
-      log_fn(f"log Z: {stop * draws:.2g} of {num_chunks * draws:.2g} proposal samples, "
-             f"{stop * draws / max(elapsed, 1e-9):.2g} a(z)/s, ETA "
+      log_fn(f"log Z: {stop * chunk_size:.2g} of {num_chunks * chunk_size:.2g} proposal "
+             f"samples, {stop * chunk_size / max(elapsed, 1e-9):.2g} a(z)/s, ETA "
              f"{progress.eta(stop, num_chunks, elapsed)}")
   units = tf.constant(float(num_chunks * draws), tf.float64)
   mean = total / units
