@@ -63,13 +63,12 @@ SKIPPED = (
 )
 
 # --workdir of the trainers.run commands that train for real -> (why, extra bindings). The
-# others (NCP's two stages, ...) are parsed and checked; their training paths have tests of
-# their own (tests/test_density_ratio.py), and the CI budget is short.
+# others (NCP's two stages, the 2-D run of trainers.figures, ...) are parsed and checked; their
+# training paths have tests of their own (tests/test_density_ratio.py, tests/test_figures.py),
+# and the CI budget is short.
 TRAINED = {
     "runs/lars_hvae": ("README's main job: train, evaluate, export; trainers.sample reads the "
                        "export", ("train.evaluate = True", "train.export = True")),
-    "runs/lars_vae_2d": ("the 2-D LARS run that trainers.figures draws",
-                         ("train.evaluate = False", "train.export = False")),
 }
 # Appended after a trained command's own bindings: the tiny budget.
 TINY_BUDGET = ("train.num_steps = 10", "train.eval_max_examples = 20",
@@ -79,9 +78,6 @@ TINY_BUDGET = ("train.num_steps = 10", "train.eval_max_examples = 20",
 # come last (absl: the last value wins).
 RUN_FOR_REAL = {
     "trainers.sample": ("--num_samples=4",),
-    "trainers.figures": ("--num_samples=200", "--num_shown=4", "--num_examples=200",
-                         "--kl_samples=200", "--grid_points=16", "--normalizer_samples=2000",
-                         "--dpi=30"),
 }
 # Flags whose value is a file or folder that a real run writes: moved into the temporary folder.
 OUTPUT_FLAGS = ("--output", "--output_dir", "--logdir", "--output_json")

@@ -29,11 +29,11 @@ SMALL = {"VAE": dict(hidden_sizes=(16,)), "HVAE": dict(hidden_size=16),
          "ConvVAE": {}, "ResnetVAE": {}, "GatedVAE": dict(hidden_sizes=(16,)),
          "ConvHVAE": dict(hidden_size=16), "DenseVAE": dict(hidden_sizes=(16,))}
 # (model class, prior): every prior on the VAE, then every other model type with N(0, I) (and
-# hierarchical NCP, which needs the HVAE's lower group).
+# hierarchical NCP, which needs the HVAE's lower group). DenseVAE and ResnetVAE are left out:
+# they share VAE's and ConvVAE's forward pass and export path, and the CI budget is short.
 CASES = ([("VAE", p) for p in ("normal", "mog", "vamp", "realnvp", "maf", "xu_realnvp", "lars",
                                 "ncp", "implicit")]
-         + [(m, "normal") for m in ("HVAE", "ConvVAE", "ResnetVAE", "GatedVAE", "ConvHVAE",
-                                   "DenseVAE")]
+         + [(m, "normal") for m in ("HVAE", "ConvVAE", "GatedVAE", "ConvHVAE")]
          + [("HVAE", "hierarchical_ncp"), ("ResampledOutputs", "normal")])
 
 READER = textwrap.dedent("""

@@ -207,10 +207,10 @@ def test_incompatible_checkpoint_error_is_the_last_line(finished_workdir, tmp_pa
 # (finalize), test evaluation, metrics.json and the export.
 KILL_RUN = (["--gin_config=lars_vae", "--seed=1"]
             + [f"--gin_bindings={b}" for b in support.TINY_BINDINGS
-               + ["train.num_steps = 40", "train.checkpoint_every = 5", "train.log_every = 5",
-                  "train.image_every = 20"]])
+               + ["train.num_steps = 20", "train.checkpoint_every = 4", "train.log_every = 4",
+                  "train.image_every = 12"]])
 # (console line that starts the stage, most seconds to wait before the kill).
-KILL_POINTS = [("step 10/", 0.4), ("Evaluating test NLL", 1.0), ("test NLL ", 0.3)]
+KILL_POINTS = [("step 8/", 0.4), ("Evaluating test NLL", 1.0), ("test NLL ", 0.3)]
 TIMINGS = ("train_steps_per_second", "seconds", "acceptance_evaluations_per_second")
 
 
