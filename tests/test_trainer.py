@@ -13,6 +13,7 @@ from tfp_priors.data import pipelines
 from trainers import run
 from tfp_priors.training import checkpointing
 from tfp_priors.training import runner as runner_lib
+from tfp_priors.training import strategies as strategies_lib
 from tfp_priors.training import trainer as train_lib
 
 
@@ -187,3 +188,62 @@ def test_tensorboard_holds_the_config_hyperparameters_and_test_metrics(train_tin
       tags.update(v.tag for v in event.summary.value)
   assert {"config", "_hparams_/session_start_info", "test/nll", "test/elbo", "test/kl",
           "test/active_units", "loss"} <= tags, tags
+
+
+@pytest.mark.parametrize("config", ["lars_vae", "vae_standard"])
+def test_blocks_of_steps_give_the_weights_of_single_steps_to_the_bit(train_tiny, tmp_path,
+                                                                     config):
+  # One graph call per step (steps_per_execution = 1) against blocks of up to 8 steps that
+  # the log (5), image (10) and checkpoint (6) intervals cut; the same stream of batches and
+  # seeds, so the same weights, optimizer slots and LARS <Z> EMA, exactly.
+  common = ["train.num_steps = 23", "train.checkpoint_every = 6", "train.decay_step = 9"]
+  runs = {}
+  for k in (1, 8):
+    workdir = tmp_path / f"k{k}"
+    results = train_tiny(workdir, config=config,
+                         bindings=common + [f"train.steps_per_execution = {k}"],
+                         evaluate=False, export=False, deterministic=True)
+    assert results["num_steps"] == 23 and results["skipped_steps"] == 0
+    reader = tf.train.load_checkpoint(os.path.join(workdir, "checkpoints"))
+    runs[k] = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+               if "save_counter" not in n and not n.startswith("_CHECKPOINTABLE")}
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith("-23")
+  assert runs[1].keys() == runs[8].keys() and any("optimizer" in n for n in runs[1])
+  for name in runs[1]:
+    np.testing.assert_array_equal(runs[1][name], runs[8][name], err_msg=name)
+
+
+def _blocks(runner, num_steps):
+  """The blocks the training loop would run: [(start, length)] over [0, num_steps)."""
+  blocks, step = [], 0
+  while step < num_steps:
+    phase, rate = runner.strategy.phase(step, num_steps, runner.learning_rate_fn)
+    blocks.append((step, runner.block_length(step, phase, rate)))
+    step += blocks[-1][1]
+  return blocks
+
+
+@pytest.mark.parametrize("strategy", [
+    strategies_lib.Joint(), strategies_lib.Alternating(model_steps=7, estimator_steps=11),
+    strategies_lib.Iterative(iterations=2, pretrain_fraction=0.3)])
+def test_a_block_never_spans_an_event_of_the_loop(tmp_path, strategy):
+  # Every step where the loop acts (an interval, the prior's initialisation) or where phase
+  # or learning rate change must start a block; no block is longer than steps_per_execution.
+  num_steps = 300
+  runner = runner_lib.Runner(
+      str(tmp_path), strategy=strategy,
+      schedule=runner_lib.Schedule(num_steps=num_steps, decay_step=45),
+      intervals=runner_lib.Intervals(log_every=20, image_every=50, checkpoint_every=70,
+                                     steps_per_execution=16),
+      validation=runner_lib.Validation(every=33))
+  runner.initialization_step = strategy.prior_initialization_step(num_steps)
+  blocks = _blocks(runner, num_steps)
+  starts = [s for s, _ in blocks]
+  assert all(1 <= n <= 16 for _, n in blocks) and sum(n for _, n in blocks) == num_steps
+  events = {s for s in range(1, num_steps) if s % 20 == 0 or s % 50 == 0 or s % 70 == 0
+            or s % 33 == 0 or s == runner.initialization_step}
+  events |= {s for s in range(1, num_steps)
+             if strategy.phase(s, num_steps, runner.learning_rate_fn)
+             != strategy.phase(s - 1, num_steps, runner.learning_rate_fn)}
+  assert events - set(starts) == set()
+  assert len(blocks) < num_steps / 4  # blocks do group steps

@@ -97,7 +97,9 @@ class Schedule:
 @dataclasses.dataclass(frozen=True)
 class Intervals:
   """How often (in steps) the run logs scalars (TensorBoard and one console line), writes a
-  grid of 64 samples to TensorBoard and saves a checkpoint.
+  grid of 64 samples to TensorBoard and saves a checkpoint, and how many steps at most run in
+  one graph call (`steps_per_execution`: `Trainer.train_steps`; blocks end at every interval
+  above, so it changes the speed, not what a run computes or writes).
 
   Raises:
     BadSettingError: an interval that is not an integer >= 1.
@@ -105,9 +107,10 @@ class Intervals:
   log_every: int = 500
   image_every: int = 5000
   checkpoint_every: int = 5000
+  steps_per_execution: int = 100
 
   def __post_init__(self):
-    for field in ("log_every", "image_every", "checkpoint_every"):
+    for field in ("log_every", "image_every", "checkpoint_every", "steps_per_execution"):
       checks.integer(f"train.{field}", getattr(self, field), minimum=1)
 
 
@@ -350,7 +353,14 @@ class Runner:
         "batch_size": int(self.data.train.element_spec.shape[0] or 0), "seed": self.seed})
 
   def train_loop(self):
-    """Steps until the budget is spent or early stopping says stop, then a final checkpoint."""
+    """Steps until the budget is spent or early stopping says stop, then a final checkpoint.
+
+    The steps run in blocks of up to `Intervals.steps_per_execution` per graph call
+    (`Trainer.train_steps`); a block ends at every step where something else happens (a log
+    line, an image grid, a validation, a checkpoint, a new phase or learning rate, the
+    prior's initialisation, the budget), so the run does and writes what a loop of single
+    steps does, to the bit.
+    """
     num_steps = self.schedule.num_steps
     step = self.trainer.current_step()
     self._last_log = (time.time(), step)
@@ -361,7 +371,7 @@ class Runner:
       if phase.name != phase_name:
         self.print(f"step {step}: phase {phase.name} (learning rate {rate:g})")
         phase_name = phase.name
-      out = self.train_one_step(step, phase, rate)
+      out = self.train_block(step, phase, rate)
       step = self.trainer.current_step()
       self.maybe_log(step, out, phase, rate)
       self.maybe_sample_images(step)
@@ -370,30 +380,57 @@ class Runner:
         self.checkpoints.save(step)
     self.checkpoints.save_if_new(step)
 
-  def train_one_step(self, step, phase, rate):
-    """One update on the next batch (after the prior's data-dependent initialisation at
-    `initialization_step`); a step with a non-finite loss or gradient is skipped, said and
-    counted.
+  def block_length(self, step, phase, rate):
+    """The number of steps from `step` to the next step where the loop must act, at most
+    `steps_per_execution`, over which phase and learning rate stay (phase, rate)."""
+    end = min(step + self.intervals.steps_per_execution, self.schedule.num_steps)
+    every = (self.intervals.log_every, self.intervals.image_every,
+             self.intervals.checkpoint_every, self.validation.every)
+    for interval in filter(None, every):
+      end = min(end, (step // interval + 1) * interval)
+    if self.initialization_step > step:
+      end = min(end, self.initialization_step)
+    for later in range(step + 1, end):
+      if self.strategy.phase(later, self.schedule.num_steps,
+                             self.learning_rate_fn) != (phase, rate):
+        return later - step
+    return end - step
+
+  def train_block(self, step, phase, rate):
+    """Updates on the next batches, from `step` for `block_length` steps (after the prior's
+    data-dependent initialisation at `initialization_step`); a step with a non-finite loss or
+    gradient is skipped, said and counted, and ends its block.
+
+    Returns:
+      The statistics of the block's last step (`Trainer.train_step`).
 
     Raises:
       NonFiniteLossError: too many skipped steps (`NonFiniteSteps`).
     """
-    x = next(self.iterator)
+    rate_tensor = tf.constant(rate, tf.float32)
     if step == self.initialization_step:
+      x = next(self.iterator)
       # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of
       # this step's batch, which it then trains on.
       self.prior.initialize(self.model.forward(x, 1, seed=[self.seed, step]).z_top[0])
-    out = self.trainer.train_step(x, tf.constant(rate, tf.float32), phase)
+      out = dict(self.trainer.train_step(x, rate_tensor, phase), steps=1)
+    else:
+      out = self.trainer.train_steps(
+          self.iterator, tf.constant(self.block_length(step, phase, rate), tf.int32),
+          rate_tensor, phase)
+    steps = int(out.pop("steps"))
     if bool(out["finite"]):
       self.consecutive_skips = 0
       return out
-    self.consecutive_skips += 1
+    # Only the last step of a block can be a skipped one: the steps before it were finite.
+    self.consecutive_skips = self.consecutive_skips + 1 if steps == 1 else 1
     skipped = self.trainer.current_skipped_steps()
     if skipped <= 10 or skipped % 100 == 0:
       terms = ", ".join(f"{k}={float(v):.4g}" for k, v in out.items() if k != "finite")
-      self.print(f"step {step + 1}: non-finite loss or gradient ({terms}); update skipped "
+      self.print(f"step {step + steps}: non-finite loss or gradient ({terms}); update skipped "
                  f"({skipped} skipped so far).")
-    self.non_finite.check(step + 1, skipped, self.consecutive_skips, self.checkpoints.latest)
+    self.non_finite.check(step + steps, skipped, self.consecutive_skips,
+                          self.checkpoints.latest)
     return out
 
   def maybe_log(self, step, out, phase, rate):
@@ -488,10 +525,11 @@ class Runner:
 def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3e-4,
           final_learning_rate=1e-4, decay_step=None, learning_rate_schedule=None,
           warmup_steps=None, kl_warmup_start=0.0, weight_decay=0.0, log_every=500,
-          checkpoint_every=5000, image_every=5000, seed=0, evaluate=True, export=True,
-          normalizer_samples=None, num_importance_samples=1000, eval_max_examples=None,
-          schedule_time_scale=1.0, validation_every=None, validation_importance_samples=100,
-          validation_max_examples=None, validation_normalizer_samples=10**6,
+          checkpoint_every=5000, image_every=5000, steps_per_execution=100, seed=0,
+          evaluate=True, export=True, normalizer_samples=None, num_importance_samples=1000,
+          eval_max_examples=None, schedule_time_scale=1.0, validation_every=None,
+          validation_importance_samples=100, validation_max_examples=None,
+          validation_normalizer_samples=10**6,
           early_stopping_patience=None, distribute=None, deterministic=False,
           max_consecutive_skips=10, max_skipped_fraction=0.05, print_fn=print):
   """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
@@ -499,9 +537,9 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
   The gin surface of a run (`train.num_steps = 1000`). The bindings form a `Runner`'s parts:
   `Schedule` (num_steps, learning_rate, final_learning_rate, decay_step,
   learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay, schedule_time_scale),
-  `Intervals` (log_every, image_every, checkpoint_every), `Evaluation` (evaluate, export,
-  normalizer_samples, num_importance_samples, eval_max_examples) and `Validation`
-  (validation_*, early_stopping_patience); their docstrings say what each does.
+  `Intervals` (log_every, image_every, checkpoint_every, steps_per_execution), `Evaluation`
+  (evaluate, export, normalizer_samples, num_importance_samples, eval_max_examples) and
+  `Validation` (validation_*, early_stopping_patience); their docstrings say what each does.
 
   Args:
     workdir: run directory (`tfp_priors.training.workdir` lists what it holds).
@@ -544,7 +582,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
                           early_stopping_patience)
   evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
                           eval_max_examples)
-  intervals = Intervals(log_every, image_every, checkpoint_every)
+  intervals = Intervals(log_every, image_every, checkpoint_every, steps_per_execution)
   return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
                 deterministic, distribute, print_fn,
                 NonFiniteSteps(max_consecutive_skips, max_skipped_fraction)).run()

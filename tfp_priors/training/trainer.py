@@ -4,12 +4,11 @@ The step runs a phase's objective (`tfp_priors.objectives.training_objective`) o
 phase's variables with Adam; `tfp_priors.training.runner` runs the loop around it.
 """
 import tensorflow as tf
-import tf_keras
-
 from tfp_priors import objectives
 from tfp_priors import replicas
 from tfp_priors.nets import regularization
 from tfp_priors.priors import StandardNormalPrior
+from tfp_priors.training import optimizers
 from tfp_priors.training import strategies
 
 
@@ -73,7 +72,7 @@ class Trainer(tf.Module):
     self._distribution = distribution or tf.distribute.get_strategy()
     self.base_prior = StandardNormalPrior(model.latent_size)
     # The rate is assigned every step from the strategy's schedule.
-    self.optimizer = tf_keras.optimizers.Adam(learning_rate=1e-3)
+    self.optimizer = optimizers.FusedAdam(learning_rate=1e-3)
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
     self.skipped_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps",
@@ -124,6 +123,37 @@ class Trainer(tf.Module):
     Raises:
       ValueError: B is not divisible by the number of replicas.
     """
+    return self._step(x, learning_rate, phase)
+
+  @tf.function
+  def train_steps(self, iterator, num_steps, learning_rate, phase=strategies.JOINT):
+    """Up to `num_steps` steps (`train_step`) on the next batches of `iterator`, in one graph.
+
+    The idea of Keras' `steps_per_execution`: one call (and one read of its results by the
+    host) per block of steps instead of per step. The loop stops early after a step whose
+    update was skipped (non-finite), so that the caller sees every skipped step as
+    `train_step` would show it. Each step consumes one batch and advances the step counter
+    exactly as a call of `train_step` does, so k calls of `train_step` and one block of k
+    steps give the same weights to the bit.
+
+    Args:
+      iterator: a `tf.data` iterator of [B, D] global batches. num_steps: int32 scalar
+        tensor >= 1. learning_rate: scalar float32 tensor, used by every step of the block.
+      phase: a `strategies.Phase` (Python value).
+
+    Returns:
+      `train_step`'s dict for the block's last step, plus 'steps': int32, the steps run.
+    """
+    out = self._step(next(iterator), learning_rate, phase)
+    steps, out = tf.while_loop(
+        lambda i, out: tf.logical_and(i < num_steps, out["finite"]),
+        lambda i, out: (i + 1, self._step(next(iterator), learning_rate, phase)),
+        (tf.constant(1), out))
+    out["steps"] = steps
+    return out
+
+  def _step(self, x, learning_rate, phase):
+    """The body of `train_step`, for tracing inside a tf.function."""
     seed = tf.cast(tf.random.experimental.stateless_fold_in(
         tf.constant([self.seed, 1], tf.int64), self.step), tf.int32)
     variables = ((self.model_variables if phase.train_model else [])
