@@ -3,7 +3,7 @@
 `train` (gin: `train.*`) is the entry point of `python -m trainers.run`; it groups its
 bindings into a `Schedule`, `Intervals`, an `Evaluation` and a `Validation` and hands them to a
 `Runner`, whose lifecycle methods a reader finds by name: `setup`, `restore_or_initialize`,
-`train_loop` (`train_one_step`, `maybe_log`, `maybe_sample_images`, `maybe_validate`,
+`train_loop` (`train_block`, `maybe_log`, `maybe_sample_images`, `maybe_validate`,
 checkpoints), `use_best_weights`, `finalize`, `evaluate` and `export`.
 
 Setup of LARS appendix C.3: Adam, learning rate 3e-4 decayed to 1e-4 (after 10% of training),
@@ -407,17 +407,16 @@ class Runner:
     Raises:
       NonFiniteLossError: too many skipped steps (`NonFiniteSteps`).
     """
-    rate_tensor = tf.constant(rate, tf.float32)
+    iterator, length = self.iterator, self.block_length(step, phase, rate)
     if step == self.initialization_step:
       x = next(self.iterator)
       # Data-dependent initialisation of the prior (e.g. ActNorm) on posterior samples of
-      # this step's batch, which it then trains on.
+      # this step's batch, which it then trains on (through an iterator of the same element
+      # spec, so that the block's graph is traced once).
       self.prior.initialize(self.model.forward(x, 1, seed=[self.seed, step]).z_top[0])
-      out = dict(self.trainer.train_step(x, rate_tensor, phase), steps=1)
-    else:
-      out = self.trainer.train_steps(
-          self.iterator, tf.constant(self.block_length(step, phase, rate), tf.int32),
-          rate_tensor, phase)
+      iterator, length = iter(tf.data.Dataset.from_tensors(x)), 1
+    out = self.trainer.train_steps(iterator, tf.constant(length, tf.int32),
+                                   tf.constant(rate, tf.float32), phase)
     steps = int(out.pop("steps"))
     if bool(out["finite"]):
       self.consecutive_skips = 0
