@@ -17,6 +17,18 @@ Roofline fraction = rate x (matrix-product FLOPs per importance sample: the deco
 encoder / K and the prior's networks, counted in the traced IWAE bound) / (measured
 dense-matmul FLOP/s, timed among the interleaved blocks). The Bernoulli log-likelihood and
 the sampling are not counted.
+
+Flow priors (first table, `--flow_models`, ~3 more minutes on 2 CPU cores; empty to skip):
+each model:prior pair (DenseVAE with Xu et al.'s RNVP prior, the VAE with LARS's realnvp and
+maf) is timed at the library's default batch and XLA setting beside the same model (same
+weights) with the N(0, I) prior and with the prior's log p(z) taken from
+`distribution().log_prob` (TFP's TransformedDistribution, the path before the fused
+`FlowPrior.log_prob`), all interleaved. Timed is the evaluation step itself (the body of
+`metrics.evaluate`'s step, traced once), since tracing, which every `evaluate` call does anew,
+takes seconds for a deep flow and varies more than the steps of N = 400 examples on a shared
+CPU; on the 10,000 test images the steps are all that counts. "time vs N(0, I)" is seconds
+per step over those of the standard prior (issue 17's target: <= 1.5). Run from a snapshot of
+an older tree, the "fused" rows time whatever `latent_log_prob` that tree has.
 """
 from absl import app
 from absl import flags
@@ -34,7 +46,30 @@ flags.DEFINE_list("priors", ["normal", "lars"], "Registry names of the priors.")
 flags.DEFINE_list("settings", ["20/off", "100/off", "20/on"],
                   "IWAE batch size (examples per step) / XLA on|off, one per setting.")
 flags.DEFINE_integer("rounds", 3, "Timed calls per setting (interleaved).")
+flags.DEFINE_list("flow_models", ["dense_vae:xu_realnvp", "vae:realnvp", "vae:maf"],
+                  "model:prior pairs timed against the same model with N(0, I) (models: "
+                  "vae, dense_vae); empty to skip the flow table.")
+flags.DEFINE_integer("flow_steps", 3, "Evaluation steps per timed block of the flow table.")
 FLAGS = flags.FLAGS
+
+MODELS = {"vae": models.VAE, "dense_vae": models.DenseVAE}
+
+
+class TransformedDistributionPath:
+  """A prior whose log p(z) comes from `distribution().log_prob` (TFP's bijector calls).
+
+  Delegates everything else to the wrapped prior; for a `FlowPrior` this times the log
+  density of `tfd.TransformedDistribution` beside the fused `FlowPrior.log_prob`.
+  """
+
+  def __init__(self, prior):
+    self._prior = prior
+
+  def __getattr__(self, name):
+    return getattr(self._prior, name)
+
+  def latent_log_prob(self, forward):
+    return self._prior.distribution().log_prob(forward.z_top) + forward.log_prior_rest
 
 
 def flops_per_sample(model, prior, batch_size, num_samples):
@@ -47,6 +82,58 @@ def flops_per_sample(model, prior, batch_size, num_samples):
   return flops / (batch_size * num_samples)
 
 
+def evaluation_step(model, prior, num_samples):
+  """The step of `metrics.evaluate` (IWAE bounds, single-sample ELBO, posterior means) traced
+  once: (x [B, D], seed [2]) -> scalar, so that a timed block holds no tracing."""
+  log_probs = {"nll": prior.latent_log_prob,
+               **{f"nll_{k}": fn for k, fn in prior.extra_evaluation_densities().items()}}
+
+  @tf.function(jit_compile=metrics.DEFAULT_JIT_COMPILE)
+  def step(x, seed):
+    seed_iwae, seed_elbo = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    bounds = objectives.iwae_bounds(model, log_probs, x, num_samples, seed_iwae)
+    terms, _ = objectives.elbo(model, prior, x, training=False, seed=seed_elbo)
+    return (tf.add_n([tf.reduce_sum(b) for b in bounds.values()])
+            + tf.reduce_sum(terms.elbo) + tf.reduce_sum(model.posterior_mean(x)))
+
+  return step
+
+
+def flow_table(images):
+  """Times each `--flow_models` pair beside its model with N(0, I); returns table rows.
+
+  A block is `--flow_steps` evaluation steps of `metrics.DEFAULT_IWAE_BATCH_SIZE` examples
+  (new seeds, same images); the step is traced and warmed up before the timed rounds.
+  """
+  batch, k = metrics.DEFAULT_IWAE_BATCH_SIZE, FLAGS.num_importance_samples
+  x = images[:batch]
+  blocks, pairs = {}, [pair.split(":") for pair in FLAGS.flow_models]
+  for model_name, prior_name in pairs:
+    model = MODELS[model_name]()
+    flow = build_prior(model.latent_size, name=prior_name)
+    for variant, prior in (("normal", build_prior(model.latent_size, name="normal")),
+                           ("fused", flow), ("TransformedDistribution",
+                                             TransformedDistributionPath(flow))):
+      step = evaluation_step(model, prior, k)
+
+      def block(step=step):
+        for i in range(FLAGS.flow_steps):
+          step(x, tf.constant([0, i], tf.int32)).numpy()
+      block()  # trace and warm up
+      blocks[(model_name, prior_name, variant)] = block
+  timed = common.interleaved_medians(blocks, FLAGS.rounds)
+  rows = []
+  for model_name, prior_name in pairs:
+    seconds = {v: timed[(model_name, prior_name, v)][0] / FLAGS.flow_steps
+               for v in ("normal", "fused", "TransformedDistribution")}
+    for variant, step_seconds in seconds.items():
+      rows.append({"model": model_name, "prior": prior_name if variant != "normal" else
+                   "normal", "log_prob_path": variant if variant != "normal" else "-",
+                   "step_seconds": step_seconds, "samples_per_second": batch * k / step_seconds,
+                   "time_vs_normal": step_seconds / seconds["normal"]})
+  return rows
+
+
 def main(argv):
   del argv
   k = FLAGS.num_importance_samples
@@ -54,6 +141,22 @@ def main(argv):
                    tf.float32)
   dataset = tf.data.Dataset.from_tensor_slices(images).batch(100)
   defaults = (metrics.DEFAULT_IWAE_BATCH_SIZE, metrics.DEFAULT_JIT_COMPILE)
+  flow_rows = []
+  if FLAGS.flow_models:
+    flow_rows = flow_table(images)
+    common.print_table(
+        f"IWAE NLL evaluation step (metrics.evaluate's) with flow priors, K = {k}, batch "
+        f"{defaults[0]}, XLA {'on' if defaults[1] else 'off'}, median of {FLAGS.rounds} "
+        f"blocks of {FLAGS.flow_steps} steps; {common.device_name()}; time vs N(0, I): "
+        f"seconds per step over those of the same model with N(0, I)",
+        [("model", "model"), ("prior", "prior"), ("log_prob_path", "log p(z) path"),
+         ("step_seconds", "step s"), ("samples_per_second", "examples x samples/s"),
+         ("time_vs_normal", "time vs N(0, I)")], flow_rows)
+  if not FLAGS.priors:
+    common.write_json("iwae_throughput", {
+        "num_examples": FLAGS.num_examples, "num_importance_samples": k,
+        "rounds": FLAGS.rounds}, [], {"flow_rows": flow_rows})
+    return
   settings = []
   for text in FLAGS.settings:
     batch, jit = text.split("/")
@@ -98,7 +201,7 @@ def main(argv):
        ("speedup_vs_default", "vs default")], rows)
   common.write_json("iwae_throughput", {
       "num_examples": FLAGS.num_examples, "num_importance_samples": k,
-      "rounds": FLAGS.rounds}, rows, {"matmul_flops_per_second": roof})
+      "rounds": FLAGS.rounds}, rows, {"matmul_flops_per_second": roof, "flow_rows": flow_rows})
 
 
 if __name__ == "__main__":

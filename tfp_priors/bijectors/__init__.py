@@ -4,4 +4,5 @@ invertible 1x1 convolution in dense form, a `tfb.ScaleMatvecLU` initialised from
 from tfp_priors.bijectors import caching
 from tfp_priors.bijectors.actnorm import ActNorm
 from tfp_priors.bijectors.invertible_dense import invertible_dense
+from tfp_priors.bijectors.invertible_dense import matrix_and_log_det
 from tfp_priors.bijectors.invertible_dense import random_orthogonal

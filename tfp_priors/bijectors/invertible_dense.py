@@ -90,3 +90,20 @@ def invertible_dense(event_size, seed=0, name="invertible_dense"):
       lower_upper=tf.Variable(tf.cast(lower_upper, tf.float32), name="lower_upper"),
       permutation=tf.Variable(permutation, trainable=False, name="permutation"),
       name=name)
+
+
+def matrix_and_log_det(dense):
+  """W = P L U and log |det W| of an `invertible_dense` bijector, for a whole batch at once.
+
+  forward(x) = x W^T for rows x [N, d]: one [N, d] x [d, d] product, where TFP's
+  `ScaleMatvecLU.forward` broadcasts W against every row (a batched matrix-vector product).
+
+  Args:
+    dense: the `tfb.ScaleMatvecLU` of `invertible_dense`.
+
+  Returns:
+    (W [d, d], log |det W| = sum_i log |U_ii| scalar nats), from the current variables.
+  """
+  lower_upper = tf.convert_to_tensor(dense.lower_upper)
+  matrix = tfp.math.lu_reconstruct(lower_upper, dense.permutation)
+  return matrix, tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(lower_upper))))

@@ -117,3 +117,21 @@ class MAFPrior(flow.FlowPrior):
                                                       name=f"maf_{k}"))
       steps.append(self.blocks[-1])
     self.bijector = tfb.Chain(list(reversed(steps)), name="maf_flow")
+
+  def flow_to_base(self, z):
+    """z -> w through M_K^{-1}, P_{K-1}^{-1}, ..., M_1^{-1}, one MADE pass per block.
+
+    Args:
+      z: [N, d] latents.
+
+    Returns:
+      (w [N, d], log |det dw/dz| [N] nats).
+    """
+    h, log_det = z, 0.0
+    for k in reversed(range(len(self.blocks))):
+      shift, log_scale = tf.unstack(self.made_networks[k](h), num=2, axis=-1)
+      h, block_log_det = flow.affine_inverse(h, shift, log_scale)
+      log_det += block_log_det
+      if k > 0:
+        h = flow.permute_inverse(self.permutations[k - 1], h)
+    return h, log_det

@@ -49,7 +49,12 @@ class BoundedLogScale(tf.Module):
 
   def __call__(self, x, output_units=None, **condition_kwargs):
     shift, log_scale = self.net(x, output_units, **condition_kwargs)
-    return shift, self.bound * tf.math.tanh(log_scale / self.bound)
+    return shift, soft_clip(log_scale, self.bound)
+
+
+def soft_clip(log_scale, bound):
+  """bound * tanh(log_scale / bound), or log_scale itself where bound is None."""
+  return log_scale if bound is None else bound * tf.math.tanh(log_scale / bound)
 
 
 @gin.configurable
@@ -134,6 +139,8 @@ class RealNVPPrior(flow.FlowPrior):
     if int(num_couplings) < 1:
       raise ValueError(f"num_couplings must be >= 1, got {num_couplings}.")
     d, num_masked = self.latent_size, self.latent_size // 2
+    self.num_masked = num_masked
+    self.log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
     rng = np.random.default_rng(seeds.derive_seed(seed, 0))
     self.nets, self.couplings, self.permutations = [], [], []
     steps = []  # in the w -> z order
@@ -153,3 +160,23 @@ class RealNVPPrior(flow.FlowPrior):
                                         name=f"real_nvp_{k}"))
       steps.append(self.couplings[-1])
     self.bijector = tfb.Chain(list(reversed(steps)), name="realnvp_flow")
+
+  def flow_to_base(self, z):
+    """z -> w through C_K^{-1}, P_{K-1}^{-1}, ..., C_1^{-1}, each network run once.
+
+    Args:
+      z: [N, d] latents.
+
+    Returns:
+      (w [N, d], log |det dw/dz| [N] nats).
+    """
+    h, log_det = z, 0.0
+    m = self.num_masked
+    for k in reversed(range(len(self.couplings))):
+      shift, log_scale = self.nets[k](h[:, :m])
+      h1, coupling_log_det = flow.affine_inverse(h[:, m:], shift,
+                                                 soft_clip(log_scale, self.log_scale_bound))
+      h, log_det = tf.concat([h[:, :m], h1], axis=-1), log_det + coupling_log_det
+      if k > 0:
+        h = flow.permute_inverse(self.permutations[k - 1], h)
+    return h, log_det

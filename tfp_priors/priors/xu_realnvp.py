@@ -145,6 +145,33 @@ class XuRealNVPPrior(flow.FlowPrior):
     self.encoder_flow = tfb.Chain(list(reversed(steps)), name="rnvp_f")
     self.bijector = tfb.Invert(self.encoder_flow, name="rnvp_prior_flow")
 
+  def flow_to_base(self, z):
+    """w = f(z) through the K blocks, each coupling network run once.
+
+    Each InvertibleDense step is one [N, d] x [d, d] product, with the preceding block's
+    ActNorm folded into it ((x + b) e W^T = x diag(e) W^T + (b e) W^T); the log-determinants
+    of both do not depend on z and are summed once per call.
+
+    Args:
+      z: [N, d] latents.
+
+    Returns:
+      (w [N, d], log |det dw/dz| [N] nats).
+    """
+    h, constant, softplus_terms = z, 0.0, []
+    m, act_norm = self.latent_size // 2, None
+    for (dense, _, next_act_norm), net in zip(self.blocks, self.coupling_nets):
+      matrix, dense_log_det = bijectors.matrix_and_log_det(dense)
+      h = _dense_after_act_norm(h, matrix, act_norm)
+      s, t = net(h[:, :m])
+      # Xu's coupling u_r * sigmoid(s) + t (`SigmoidAffine`); log sigmoid(s) = -softplus(-s).
+      softplus_terms.append(tf.nn.softplus(-s))
+      h = tf.concat([h[:, :m], h[:, m:] * tf.math.sigmoid(s) + t], axis=-1)
+      act_norm = next_act_norm
+      constant += dense_log_det + tf.reduce_sum(act_norm.log_scale)
+    h = (h + act_norm.bias) * tf.exp(act_norm.log_scale)
+    return h, constant - tf.reduce_sum(tf.add_n(softplus_terms), axis=-1)
+
   def initialize(self, z):
     """Data-dependent ActNorm init: runs z through the blocks in the z -> w order and sets
     each not yet initialised ActNorm so that its outputs have zero mean and unit variance.
@@ -155,3 +182,13 @@ class XuRealNVPPrior(flow.FlowPrior):
     h = tf.convert_to_tensor(z, dtype=tf.float32)
     for dense, coupling, act_norm in self.blocks:
       h = act_norm.initialize(coupling.forward(dense.forward(h)), overwrite=False)
+
+
+def _dense_after_act_norm(x, matrix, act_norm):
+  """W (ActNorm(x)) for rows x [N, d]: x W^T, or x diag(e) W^T + (b e) W^T after an ActNorm
+  with bias b and scale e = exp(log_scale) (None: no ActNorm)."""
+  if act_norm is None:
+    return tf.matmul(x, matrix, transpose_b=True)
+  scale = tf.exp(act_norm.log_scale)
+  kernel = scale[:, tf.newaxis] * tf.transpose(matrix)
+  return tf.nn.bias_add(tf.matmul(x, kernel), tf.linalg.matvec(matrix, act_norm.bias * scale))
