@@ -23,5 +23,10 @@ setuptools.setup(
         "numpy",
         "matplotlib==3.11.2",  # trainers/plot_onehot.py (Takahashi Figure 1)
     ],
-    extras_require={"test": ["pytest", "ruff==0.8.4"]},
+    extras_require={
+        "test": ["pytest", "ruff==0.8.4"],
+        # benchmarks/peer_pytorch.py only (never the tests or CI): 2.13.0 is the CPU wheel
+        # that pip takes here; an open range would pull a multi-GB CUDA build.
+        "bench": ["torch==2.13.0", "pythae==0.1.2"],
+    },
 )
