@@ -30,7 +30,8 @@ our time: > 1 means we are faster):
    TensorBoard and the console; the loop's final checkpoint), each block extending the budget
    by `--loop_steps` steps; vs a plain PyTorch loop (the 50,000 grey training images as one
    in-memory tensor, a new permutation each epoch, `torch.bernoulli` per batch, a console
-   line at the same steps, `torch.save` of model and optimizer at the block's end); vs
+   line at the same steps, `torch.save` of model and optimizer at the block's end), with plain
+   and with fused Adam; vs
    pythae's `BaseTrainer.train()` for one epoch of `--loop_steps` batches (its DataLoader over
    a `BaseDataset` re-binarized per block, its progress bar and logging, its end-of-training
    model save).
@@ -122,6 +123,7 @@ BLOCKS = [
     ("step", "pythae_step", "torch", "pythae VAE, Adam", "step"),
     ("loop", "ours_loop", "tf", "ours: Runner.train_loop", "step"),
     ("loop", "torch_loop", "torch", "PyTorch loop", "step"),
+    ("loop", "torch_loop_fused", "torch", "PyTorch loop, Adam({fused})", "step"),
     ("loop", "pythae_loop", "torch", "pythae BaseTrainer.train", "step"),
     ("vamp", "ours_vamp", "tf", "ours: Trainer.train_step, VampPrior", "step"),
     ("vamp", "torch_vamp", "torch", "PyTorch, hand-written VampPrior", "step"),
@@ -572,44 +574,52 @@ def torch_worker(s):
     # 2. The plain training loop: in-memory grey images, a permutation per epoch,
     # torch.bernoulli per batch, a console line every LOG_EVERY steps and at the block's
     # last step, a checkpoint at the block's end (as Runner.train_loop).
-    loop_model = t.TorchVAE().load(arrays)
-    loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=LEARNING_RATE)
-    # Its own generator: pythae's trainer reseeds the global one at every train().
-    data_rng = torch.Generator().manual_seed(0)
-    loop = {"step": 0, "perm": torch.randperm(len(grey), generator=data_rng), "pos": 0,
-            "last_log": (time.time(), 0)}
-    checkpoint = os.path.join(s["tmpdir"], "torch_loop.pt")
+    def loop_block(optimizer_kwargs, name):
+      """A timed block of the plain loop, with its own model, Adam, data order and file."""
+      loop_model = t.TorchVAE().load(arrays)
+      loop_optimizer = torch.optim.Adam(loop_model.parameters(), lr=LEARNING_RATE,
+                                        **optimizer_kwargs)
+      # Its own generator: pythae's trainer reseeds the global one at every train().
+      data_rng = torch.Generator().manual_seed(0)
+      loop = {"step": 0, "perm": torch.randperm(len(grey), generator=data_rng), "pos": 0,
+              "last_log": (time.time(), 0)}
+      checkpoint = os.path.join(s["tmpdir"], f"{name}.pt")
 
-    def next_batch():
-      if loop["pos"] + BATCH_SIZE > len(grey):
-        loop["perm"], loop["pos"] = torch.randperm(len(grey), generator=data_rng), 0
-      index = loop["perm"][loop["pos"]:loop["pos"] + BATCH_SIZE]
-      loop["pos"] += BATCH_SIZE
-      return torch.bernoulli(grey[index], generator=data_rng)
+      def next_batch():
+        if loop["pos"] + BATCH_SIZE > len(grey):
+          loop["perm"], loop["pos"] = torch.randperm(len(grey), generator=data_rng), 0
+        index = loop["perm"][loop["pos"]:loop["pos"] + BATCH_SIZE]
+        loop["pos"] += BATCH_SIZE
+        return torch.bernoulli(grey[index], generator=data_rng)
 
-    def torch_loop():
-      end = loop["step"] + s["loop_steps"]
-      loop["last_log"] = (time.time(), loop["step"])  # as train_loop: rates within the call
-      while loop["step"] < end:
-        batch = next_batch()
-        loss, elbo = loop_model.loss(batch, beta(loop["step"], warmup))
-        loop_optimizer.zero_grad()
-        loss.backward()
-        loop_optimizer.step()
-        loop["step"] += 1
-        value = float(loss)
-        if not math.isfinite(value):
-          raise FloatingPointError(f"non-finite loss at step {loop['step']}")
-        if loop["step"] % LOG_EVERY == 0 or loop["step"] == end:
-          now, last_step = time.time(), loop["last_log"][1]
-          rate = (loop["step"] - last_step) / max(now - loop["last_log"][0], 1e-9)
-          print(f"step {loop['step']} loss={value:.2f} elbo={float(elbo):.2f} "
-                f"({rate:.0f} steps/s)", flush=True)
-          loop["last_log"] = (now, loop["step"])
-      torch.save({"model": loop_model.state_dict(), "optimizer": loop_optimizer.state_dict(),
-                  "step": loop["step"]}, checkpoint)
-      return value
-    blocks["torch_loop"] = torch_loop
+      def torch_loop():
+        end = loop["step"] + s["loop_steps"]
+        loop["last_log"] = (time.time(), loop["step"])  # as train_loop: rates within the call
+        while loop["step"] < end:
+          batch = next_batch()
+          loss, elbo = loop_model.loss(batch, beta(loop["step"], warmup))
+          loop_optimizer.zero_grad()
+          loss.backward()
+          loop_optimizer.step()
+          loop["step"] += 1
+          value = float(loss)
+          if not math.isfinite(value):
+            raise FloatingPointError(f"non-finite loss at step {loop['step']}")
+          if loop["step"] % LOG_EVERY == 0 or loop["step"] == end:
+            now, last_step = time.time(), loop["last_log"][1]
+            rate = (loop["step"] - last_step) / max(now - loop["last_log"][0], 1e-9)
+            print(f"step {loop['step']} loss={value:.2f} elbo={float(elbo):.2f} "
+                  f"({rate:.0f} steps/s)", flush=True)
+            loop["last_log"] = (now, loop["step"])
+        torch.save({"model": loop_model.state_dict(),
+                    "optimizer": loop_optimizer.state_dict(), "step": loop["step"]},
+                   checkpoint)
+        return value
+      return torch_loop
+
+    blocks["torch_loop"] = loop_block({}, "torch_loop")
+    fused_kwargs = {"fused": True} if info["fused"] == "fused=True" else {"foreach": True}
+    blocks["torch_loop_fused"] = loop_block(fused_kwargs, "torch_loop_fused")
 
     # 3. VampPrior step.
     vamp = t.TorchVampVAE().load(arrays, "vamp_")
