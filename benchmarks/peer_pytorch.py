@@ -90,7 +90,9 @@ CONFIG_DIR = os.path.join(ROOT, "configs")
 
 flags.DEFINE_integer("rounds", 11, "Timed blocks per variant (interleaved); the median counts.")
 flags.DEFINE_integer("steps", 20, "Steps per timed block of the fixed-batch step rows.")
-flags.DEFINE_integer("loop_steps", 100, "Steps per timed block of the training-loop rows.")
+flags.DEFINE_integer("loop_steps", 300, "Steps per timed block of the training-loop rows (at "
+                     "most 390 with pythae: its block is one epoch of that many batches of the "
+                     "50,000 training images).")
 flags.DEFINE_integer("eval_examples", 100, "Test images per timed block of the IWAE rows.")
 flags.DEFINE_integer("num_importance_samples", 1000, "K of the IWAE NLL.")
 flags.DEFINE_integer("pythae_nll_batch", 100, "batch_size of pythae's get_nll (its default).")
@@ -845,6 +847,10 @@ def main(argv):
     s = json.loads(FLAGS.worker_settings)
     {"tf": tf_worker, "torch": torch_worker}[FLAGS.worker](s)
   else:
+    if FLAGS.pythae and FLAGS.loop_steps * BATCH_SIZE > 50000:
+      raise app.UsageError(f"--loop_steps={FLAGS.loop_steps} exceeds pythae's one epoch of "
+                           f"the 50,000 training images (390 batches of {BATCH_SIZE}); lower "
+                           f"it, or pass --nopythae.")
     coordinate()
 
 
