@@ -86,7 +86,6 @@ if not os.environ.get(WORKER_ENV):
   from benchmarks import common  # noqa: E402  (defines --output_json)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_DIR = os.path.join(ROOT, "configs")
 
 flags.DEFINE_integer("rounds", 11, "Timed blocks per variant (interleaved); the median counts.")
 flags.DEFINE_integer("steps", 20, "Steps per timed block of the fixed-batch step rows.")
@@ -198,12 +197,12 @@ def serve(build):
 def _parse_gin(config):
   import gin  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
+  from trainers import run  # pylint: disable=g-import-not-at-top
   gin.clear_config()
-  gin.add_config_file_search_path(CONFIG_DIR)
   verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.FATAL)  # gin logs each include it looks for as an error
   try:
-    gin.parse_config_file(os.path.join(CONFIG_DIR, config + ".gin"))
+    run.parse_config([config], [])
   finally:
     logging.set_verbosity(verbosity)
 
@@ -211,15 +210,9 @@ def _parse_gin(config):
 def build_runner(config, workdir):
   """A `Runner` built as `runner.train` builds it from the gin config (evaluation and export
   off), set up and initialized in `workdir`."""
-  from unittest import mock  # pylint: disable=g-import-not-at-top
   from tfp_priors.training import runner as runner_lib  # pylint: disable=g-import-not-at-top
   _parse_gin(config)
-  # `train` builds the Runner from its bindings and calls run(); take the Runner instead.
-  with mock.patch.object(runner_lib.Runner, "run", lambda self: self):
-    runner = runner_lib.train(workdir, evaluate=False, export=False)
-  if not isinstance(runner, runner_lib.Runner):
-    raise RuntimeError("runner.train no longer returns Runner(...).run(); update "
-                       "benchmarks/peer_pytorch.py:build_runner.")
+  runner = runner_lib.configured_runner(workdir, evaluate=False, export=False)
   runner.check()
   os.makedirs(workdir, exist_ok=True)
   runner.setup()

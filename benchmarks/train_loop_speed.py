@@ -23,7 +23,6 @@ gives ms per step and the speed-up over the first variant.
 """
 import dataclasses
 import tempfile
-from unittest import mock
 
 from absl import app
 from absl import flags
@@ -56,8 +55,7 @@ def build_runner(config, workdir, steps_per_execution, fused):
   run.parse_config([config], list(FLAGS.gin_bindings) + [
       f"train.steps_per_execution = {steps_per_execution}", "train.image_every = 1000000000",
       "train.checkpoint_every = 1000000000"])
-  with mock.patch.object(runner_lib.Runner, "run", lambda self: self):
-    runner = runner_lib.train(workdir, evaluate=False, export=False, print_fn=None)
+  runner = runner_lib.configured_runner(workdir, evaluate=False, export=False, print_fn=None)
   runner.check()
   runner.setup()
   runner.restore_or_initialize()

@@ -29,7 +29,6 @@ import re
 import shlex
 import subprocess
 import sys
-from unittest import mock
 
 import gin
 import pytest
@@ -299,8 +298,7 @@ def test_trainers_run_command_parses_and_passes_the_checks(command, tmp_path):
     distribute = None
   if distribute:  # a strategy across devices or machines is not built here; the parse is the check
     return
-  with mock.patch.object(runner.Runner, "run", lambda self: self.check()):
-    runner.train(str(tmp_path / "workdir"))
+  runner.configured_runner(str(tmp_path / "workdir")).check()
 
 
 # Run as `python -c FLAG_CHECK` with [[module, [args, ...]], ...] on stdin: each module runs as

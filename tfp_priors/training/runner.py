@@ -520,18 +520,22 @@ class Runner:
     self.print(f"Exported SavedModel to {path}")
 
 
-@gin.configurable(denylist=["workdir"])
-def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3e-4,
-          final_learning_rate=1e-4, decay_step=None, learning_rate_schedule=None,
-          warmup_steps=None, kl_warmup_start=0.0, weight_decay=0.0, log_every=500,
-          checkpoint_every=5000, image_every=5000, steps_per_execution=100, seed=0,
-          evaluate=True, export=True, normalizer_samples=None, num_importance_samples=1000,
-          eval_max_examples=None, schedule_time_scale=1.0, validation_every=None,
-          validation_importance_samples=100, validation_max_examples=None,
-          validation_normalizer_samples=10**6,
-          early_stopping_patience=None, distribute=None, deterministic=False,
-          max_consecutive_skips=10, max_skipped_fraction=0.05, print_fn=print):
-  """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
+@gin.configurable("train", denylist=["workdir"])
+def configured_runner(workdir, model_fn=VAE, num_steps=30000, strategy=None,
+                      learning_rate=3e-4, final_learning_rate=1e-4, decay_step=None,
+                      learning_rate_schedule=None, warmup_steps=None, kl_warmup_start=0.0,
+                      weight_decay=0.0, log_every=500, checkpoint_every=5000,
+                      image_every=5000, steps_per_execution=100, seed=0, evaluate=True,
+                      export=True, normalizer_samples=None, num_importance_samples=1000,
+                      eval_max_examples=None, schedule_time_scale=1.0,
+                      validation_every=None, validation_importance_samples=100,
+                      validation_max_examples=None, validation_normalizer_samples=10**6,
+                      early_stopping_patience=None, distribute=None, deterministic=False,
+                      max_consecutive_skips=10, max_skipped_fraction=0.05, print_fn=print):
+  """The `Runner` of a run in `workdir`, from the gin bindings `train.*` (not yet run).
+
+  `train` runs it; benchmarks and checks that need the Runner itself (its `check`, `setup`,
+  `train_loop`) take it from here.
 
   The gin surface of a run (`train.num_steps = 1000`). The bindings form a `Runner`'s parts:
   `Schedule` (num_steps, learning_rate, final_learning_rate, decay_step,
@@ -560,6 +564,33 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     print_fn: console output (None: silent).
 
   Returns:
+    A `Runner`.
+
+  Raises:
+    BadSettingError: a `train.*` value of the wrong type or range (`Schedule`, `Intervals`,
+      `Evaluation`, `Validation`, `NonFiniteSteps`), before anything is built.
+  """
+  schedule = Schedule(num_steps, learning_rate, final_learning_rate, decay_step,
+                      learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay,
+                      schedule_time_scale)
+  validation = Validation(validation_every, validation_importance_samples,
+                          validation_max_examples, validation_normalizer_samples,
+                          early_stopping_patience)
+  evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
+                          eval_max_examples)
+  intervals = Intervals(log_every, image_every, checkpoint_every, steps_per_execution)
+  return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
+                deterministic, distribute, print_fn,
+                NonFiniteSteps(max_consecutive_skips, max_skipped_fraction))
+
+
+def train(workdir, **kwargs):
+  """Trains, evaluates and exports; resumes from the latest checkpoint in `workdir/checkpoints`.
+
+  `configured_runner(workdir, **kwargs).run()`: the keyword arguments override the gin
+  bindings `train.*` (`configured_runner` documents each one).
+
+  Returns:
     dict of final metrics (also in workdir/metrics.json).
 
   Raises:
@@ -573,18 +604,7 @@ def train(workdir, model_fn=VAE, num_steps=30000, strategy=None, learning_rate=3
     WorkdirError: a workdir that is a file, lies under one or cannot be written.
     ValueError: a bad strategy or data-set setting.
   """
-  schedule = Schedule(num_steps, learning_rate, final_learning_rate, decay_step,
-                      learning_rate_schedule, warmup_steps, kl_warmup_start, weight_decay,
-                      schedule_time_scale)
-  validation = Validation(validation_every, validation_importance_samples,
-                          validation_max_examples, validation_normalizer_samples,
-                          early_stopping_patience)
-  evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
-                          eval_max_examples)
-  intervals = Intervals(log_every, image_every, checkpoint_every, steps_per_execution)
-  return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
-                deterministic, distribute, print_fn,
-                NonFiniteSteps(max_consecutive_skips, max_skipped_fraction)).run()
+  return configured_runner(workdir, **kwargs).run()
 
 
 def _validate(model, prior, dataset, early_stopping, best_manager, step, num_importance_samples,
