@@ -222,6 +222,29 @@ def permute_inverse(permute_bijector, y):
   return tf.gather(y, tf.math.invert_permutation(permute_bijector.permutation), axis=-1)
 
 
+def inverse_through_blocks(z, num_blocks, block_inverse, permutations):
+  """z -> w through B_K^{-1}, P_{K-1}^{-1}, ..., P_1^{-1}, B_1^{-1} of a flow
+  B_K o P_{K-1} o ... o P_1 o B_1 (w -> z), and the summed log-determinants.
+
+  Args:
+    z: [N, d] latents.
+    num_blocks: K.
+    block_inverse: callable (k, h [N, d]) -> (B_{k+1}^{-1}(h) [N, d], log |det| [N] nats),
+      k = 0 for the block next to w.
+    permutations: the K - 1 `tfb.Permute` between the blocks, in the w -> z order.
+
+  Returns:
+    (w [N, d], log |det dw/dz| [N] nats).
+  """
+  h, log_det = z, 0.0
+  for k in reversed(range(num_blocks)):
+    h, block_log_det = block_inverse(k, h)
+    log_det += block_log_det
+    if k > 0:
+      h = permute_inverse(permutations[k - 1], h)
+  return h, log_det
+
+
 def affine_inverse(y, shift, log_scale):
   """Inverse of y = x exp(log_scale) + shift and its log-determinant.
 

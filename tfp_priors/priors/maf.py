@@ -127,11 +127,7 @@ class MAFPrior(flow.FlowPrior):
     Returns:
       (w [N, d], log |det dw/dz| [N] nats).
     """
-    h, log_det = z, 0.0
-    for k in reversed(range(len(self.blocks))):
+    def block_inverse(k, h):
       shift, log_scale = tf.unstack(self.made_networks[k](h), num=2, axis=-1)
-      h, block_log_det = flow.affine_inverse(h, shift, log_scale)
-      log_det += block_log_det
-      if k > 0:
-        h = flow.permute_inverse(self.permutations[k - 1], h)
-    return h, log_det
+      return flow.affine_inverse(h, shift, log_scale)
+    return flow.inverse_through_blocks(z, len(self.blocks), block_inverse, self.permutations)

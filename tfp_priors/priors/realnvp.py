@@ -170,13 +170,12 @@ class RealNVPPrior(flow.FlowPrior):
     Returns:
       (w [N, d], log |det dw/dz| [N] nats).
     """
-    h, log_det = z, 0.0
     m = self.num_masked
-    for k in reversed(range(len(self.couplings))):
+
+    def coupling_inverse(k, h):
       shift, log_scale = self.nets[k](h[:, :m])
-      h1, coupling_log_det = flow.affine_inverse(h[:, m:], shift,
-                                                 soft_clip(log_scale, self.log_scale_bound))
-      h, log_det = tf.concat([h[:, :m], h1], axis=-1), log_det + coupling_log_det
-      if k > 0:
-        h = flow.permute_inverse(self.permutations[k - 1], h)
-    return h, log_det
+      h1, log_det = flow.affine_inverse(h[:, m:], shift,
+                                        soft_clip(log_scale, self.log_scale_bound))
+      return tf.concat([h[:, :m], h1], axis=-1), log_det
+    return flow.inverse_through_blocks(z, len(self.couplings), coupling_inverse,
+                                       self.permutations)
