@@ -95,10 +95,7 @@ def _normal_affine(proposal):
   tfd.Independent of those (subclasses may sample otherwise: None); loc / scale are None where
   they are exactly 0 / 1 when checked eagerly (no op then; the same values to the bit). None
   for any other proposal or a dtype other than float32 / float64."""
-  if isinstance(proposal, tfd.Distribution) and type(proposal) is tfd.Independent:
-    base = proposal.distribution
-  else:
-    base = proposal
+  base = proposal.distribution if type(proposal) is tfd.Independent else proposal
   if proposal.dtype not in (tf.float32, tf.float64):
     return None
   if type(base) is tfd.Normal:
@@ -119,15 +116,11 @@ def _normal_affine(proposal):
   return loc, scale
 
 
-def _sampler(proposal, normal_sampler):
-  """The chunk's draw: callable (n, seed) -> n samples of the proposal."""
-  if callable(proposal) and not isinstance(proposal, tfd.Distribution):
-    return proposal
-  affine = None if normal_sampler == "proposal" else _normal_affine(proposal)
-  if affine is None:
-    return lambda n, s: proposal.sample(n, seed=s)
+def _distribution_sampler(proposal, normal_sampler):
+  """The chunk's draw from a `tfd.Distribution` proposal: callable (n, seed) -> n samples."""
   shape = proposal.batch_shape + proposal.event_shape
-  if not shape.is_fully_defined():
+  affine = None if normal_sampler == "proposal" else _normal_affine(proposal)
+  if affine is None or not shape.is_fully_defined():
     return lambda n, s: proposal.sample(n, seed=s)
   loc, scale = affine
 
@@ -221,7 +214,7 @@ def estimate_log_normalizer(proposal, log_acceptance_fn, num_samples=None,
   if normal_sampler not in NORMAL_SAMPLERS:
     raise ValueError(f"normal_sampler must be one of {NORMAL_SAMPLERS}, got {normal_sampler!r}.")
   is_function = callable(proposal) and not isinstance(proposal, tfd.Distribution)
-  sample = _sampler(proposal, normal_sampler)
+  sample = proposal if is_function else _distribution_sampler(proposal, normal_sampler)
   if antithetic and is_function:
     raise ValueError("antithetic pairs (z, -z) need a tfd.Distribution proposal symmetric "
                      "about 0, not a sampling function; set antithetic=False.")
