@@ -118,9 +118,11 @@ def _normal_affine(proposal):
 
 def _distribution_sampler(proposal, normal_sampler):
   """The chunk's draw from a `tfd.Distribution` proposal: callable (n, seed) -> n samples."""
-  shape = proposal.batch_shape + proposal.event_shape
   affine = None if normal_sampler == "proposal" else _normal_affine(proposal)
-  if affine is None or not shape.is_fully_defined():
+  if affine is None:  # also any object with `sample(n, seed)` (a model's decoded prior)
+    return lambda n, s: proposal.sample(n, seed=s)
+  shape = proposal.batch_shape + proposal.event_shape
+  if not shape.is_fully_defined():
     return lambda n, s: proposal.sample(n, seed=s)
   loc, scale = affine
 
