@@ -44,7 +44,7 @@ from tfp_priors.training import strategies
 from tfp_priors.training import trainer as train_lib
 
 VAE_CONFIGS = ["vae_standard", "lars_vae", "realnvp_vae", "maf_vae", "mog_vae", "vamp_vae",
-               "ncp_vae", "implicit_vae", "lars_realnvp_vae", "lars_outputs_vae"]
+               "ncp_vae", "implicit_vae", "snis_vae", "lars_realnvp_vae", "lars_outputs_vae"]
 HVAE_CONFIGS = ["hvae_standard", "lars_hvae", "hierarchical_ncp_hvae"]
 # Standard-prior config of each model class (the resampled-outputs model wraps the VAE).
 BASES = {"VAE": "vae_standard", "ResampledOutputs": "vae_standard", "HVAE": "hvae_standard",

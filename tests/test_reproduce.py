@@ -52,7 +52,7 @@ def test_tiny_reproduction_reports_ours_paper_and_difference(aneja):
     assert cells[5] == "3" and cells[6] == "8"  # steps, test examples
   assert "K = 2 importance samples" in markdown and "3 training steps" in markdown
   assert re.search(r"device: (GPU|CPU)", markdown) and "date: " in markdown
-  assert "VAE w/ SNIS prior" in markdown  # the omitted row, with why
+  assert "hierarchical NCP" in markdown  # the omitted row, with why
 
 
 @pytest.mark.slow

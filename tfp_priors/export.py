@@ -37,9 +37,11 @@ class _Exported(tf.Module):
         num_samples = tf.identity(num_samples)
       return self._sample(num_samples, seed)
 
+    log_prob_name = "log_prob_lower_bound" if prior.log_prob_is_lower_bound else "log_prob"
+
     @tf.function(input_signature=[latents])
     def log_prob(z):
-      return {"log_prob": self.prior.distribution().log_prob(z)}
+      return {log_prob_name: self.prior.distribution().log_prob(z)}
 
     @tf.function(input_signature=[images])
     def encode(x):
@@ -131,7 +133,9 @@ def export(model, prior, export_dir, image_shape=(28, 28, 1)):
       (one draw for N <= SAMPLE_CHUNK); for a model with resampled outputs
       (`ResampledOutputs`), 'images' are exact binary samples of p_T(x) and 'latents' the z
       they were decoded from (`LatentVariableModel.sample_images`).
-    log_prob(z) -> {'log_prob': [N] nats}.
+    log_prob(z) -> {'log_prob': [N] nats}; for a prior whose density has no closed form
+      (`Prior.log_prob_is_lower_bound`: SNIS) {'log_prob_lower_bound': [N] nats}, a fresh
+      draw of the bound's proposals per call.
     encode(x) -> {'mean', 'scale': [N, d]} of q(z_top|x); for the HVAE also 'lower_mean',
       'lower_scale' of q(z1|x, z2 = the mean).
     decode(z, seed: int32) -> {'images': [N, 28, 28, 1] Bernoulli means (the HVAE draws z1 ~

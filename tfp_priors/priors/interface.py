@@ -106,7 +106,8 @@ class Prior(tf.Module):
   evaluation, sampling and export. Training goes through `training_log_prob`, the single place
   where a prior may need more than `log_prob` (LARS: Algorithm 1's EMA estimate of Z). Log
   densities are in nats. The class attributes `requires_model`, `symmetric`,
-  `has_acceptance_function`, `has_noise_contrastive_loss` and `console_statistics` declare
+  `has_acceptance_function`, `has_noise_contrastive_loss`, `console_statistics` and
+  `log_prob_is_lower_bound` declare
   capabilities that the trainer, the export and the figures read instead of probing methods.
 
   A subclass implements `distribution()`; every other method has a default.
@@ -170,6 +171,9 @@ class Prior(tf.Module):
   has_noise_contrastive_loss = False
   # Names among `training_log_prob`'s statistics that the trainer prints (LARS: <Z>).
   console_statistics = ()
+  # `distribution().log_prob` is a lower bound on log p(z) (in expectation), not the density
+  # itself (SNIS): the export names its output so, and the NLLs are bounds under it.
+  log_prob_is_lower_bound = False
 
   def distribution(self):
     """Returns a `tfd.Distribution` with event shape [latent_size]."""
