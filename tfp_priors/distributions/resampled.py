@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors.distributions import over_latent
 from tfp_priors.estimators import normalizer as normalizer_lib
 from tfp_priors.samplers import rejection
 
@@ -65,7 +66,7 @@ def resampled_log_prob(log_proposal, log_acceptance, log_normalizer, truncation)
   return log_proposal + tf.reduce_logsumexp(tf.stack([log_resampled, log_alpha]), axis=0)
 
 
-class Resampled(tfd.Distribution):
+class Resampled(over_latent.OverLatent):
   """Learned accept/reject (LARS) distribution over any proposal.
 
   A `tfd.Distribution` that resamples a proposal pi by an acceptance function a(z) in [0, 1]
@@ -143,12 +144,8 @@ class Resampled(tfd.Distribution):
     """
     parameters = dict(locals())
     self._truncation = validate_truncation(truncation)
-    if proposal.event_shape.rank != 1:
-      raise ValueError(f"the proposal must have a rank-1 event shape [d]; got "
-                       f"{proposal.event_shape}. Wrap it in tfd.Independent.")
-    if proposal.batch_shape.rank is None or proposal.batch_shape.rank != 0:
-      raise ValueError(f"the proposal must have scalar batch shape; got {proposal.batch_shape}.")
-    self._proposal = proposal
+    over_latent.check_latent_distribution(proposal, "the proposal")
+    self._proposal = self._latent = proposal
     self._log_acceptance_fn = log_acceptance_fn
     with tf.name_scope(name):
       if log_normalizer is None:
@@ -178,32 +175,9 @@ class Resampled(tfd.Distribution):
     """log a(z) [...] for z [..., d]."""
     return self._log_acceptance_fn(z)
 
-  def _event_shape(self):
-    return self._proposal.event_shape
-
-  def _event_shape_tensor(self):
-    return self._proposal.event_shape_tensor()
-
-  def _batch_shape(self):
-    return tf.TensorShape([])
-
-  def _batch_shape_tensor(self):
-    return tf.constant([], tf.int32)
-
   def _log_prob(self, z):
     return resampled_log_prob(self._proposal.log_prob(z), self._log_acceptance_fn(z),
                               self._log_normalizer, self._truncation)
-
-  def _check_event(self, z):
-    d = self._proposal.event_shape[-1]
-    if z.shape.rank is not None and (z.shape.rank < 1 or z.shape[-1] != d):
-      raise ValueError(f"log_prob expects z of shape [..., {d}] (the latent size); "
-                       f"got shape {z.shape}.")
-
-  def log_prob(self, value, name="log_prob", **kwargs):
-    value = tf.convert_to_tensor(value, dtype_hint=self.dtype)
-    self._check_event(value)
-    return super().log_prob(value, name=name, **kwargs)
 
   def _sample_n(self, n, seed=None):
     return self.sample_with_acceptance_rate(n, seed=seed).samples
@@ -230,6 +204,3 @@ class Resampled(tfd.Distribution):
     return rejection.truncated_rejection_sample(
         self._proposal, self._log_acceptance_fn, num_samples, self._truncation, seed=seed,
         max_proposals=max_proposals)
-
-  def _default_event_space_bijector(self):
-    return self._proposal.experimental_default_event_space_bijector()

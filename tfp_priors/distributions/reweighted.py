@@ -8,13 +8,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_priors import seeds
+from tfp_priors.distributions import over_latent
 from tfp_priors.samplers import langevin
 from tfp_priors.samplers import sir
 
 tfd = tfp.distributions
 
 
-class Reweighted(tfd.Distribution):
+class Reweighted(over_latent.OverLatent):
   """Base distribution reweighted by a positive factor r(z): p(z) = base(z) r(z) / Z.
 
   The energy-based distribution of the noise contrastive prior (Aneja et al. 2021, Sec. 4)
@@ -94,16 +95,11 @@ class Reweighted(tfd.Distribution):
         shape not scalar.
     """
     parameters = dict(locals())
-    if base.event_shape.rank != 1:
-      raise ValueError(f"the base distribution must have a rank-1 event shape [d]; got "
-                       f"{base.event_shape}. Wrap it in tfd.Independent.")
-    if base.batch_shape.rank is None or base.batch_shape.rank != 0:
-      raise ValueError(f"the base distribution must have scalar batch shape; got "
-                       f"{base.batch_shape}.")
+    over_latent.check_latent_distribution(base, "the base distribution")
     if int(num_proposals) < 1:
       raise ValueError(f"SIR needs at least one proposal; got M={num_proposals}. Set "
                        f"num_proposals >= 1 (Aneja et al. use 5,000).")
-    self._base = base
+    self._base = self._latent = base
     self._log_ratio_fn = log_ratio_fn
     self._num_proposals = int(num_proposals)
     self._max_proposals_per_chunk = int(max_proposals_per_chunk)
@@ -136,31 +132,8 @@ class Reweighted(tfd.Distribution):
     """E(z) = -log r(z) - log base(z) [...] in nats (unnormalized: log p(z) = -E(z) - log Z)."""
     return -self._log_ratio_fn(z) - self._base.log_prob(z)
 
-  def _event_shape(self):
-    return self._base.event_shape
-
-  def _event_shape_tensor(self):
-    return self._base.event_shape_tensor()
-
-  def _batch_shape(self):
-    return tf.TensorShape([])
-
-  def _batch_shape_tensor(self):
-    return tf.constant([], tf.int32)
-
   def _log_prob(self, z):
     return self._base.log_prob(z) + self._log_ratio_fn(z) - self._log_normalizer
-
-  def _check_event(self, z):
-    d = self._base.event_shape[-1]
-    if z.shape.rank is not None and (z.shape.rank < 1 or z.shape[-1] != d):
-      raise ValueError(f"log_prob expects z of shape [..., {d}] (the latent size); "
-                       f"got shape {z.shape}.")
-
-  def log_prob(self, value, name="log_prob", **kwargs):
-    value = tf.convert_to_tensor(value, dtype_hint=self.dtype)
-    self._check_event(value)
-    return super().log_prob(value, name=name, **kwargs)
 
   def _sample_n(self, n, seed=None):
     return self.sample_with_diagnostics(n, seed=seed).samples
@@ -199,6 +172,3 @@ class Reweighted(tfd.Distribution):
     initial_state = self._base.sample(num_samples, seed=init_seed)
     return langevin.langevin_dynamics(self.energy, initial_state, step_size, num_steps,
                                       seed=chain_seed)
-
-  def _default_event_space_bijector(self):
-    return self._base.experimental_default_event_space_bijector()

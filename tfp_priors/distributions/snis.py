@@ -8,6 +8,9 @@ proposal samples shared across the batch, reparameterized.
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_priors.distributions import over_latent
+from tfp_priors.samplers import sir
+
 tfd = tfp.distributions
 
 # Proposal samples drawn per chunk of `sample` (chunk size * K <= this): 2^18 x d floats.
@@ -25,7 +28,7 @@ def validate_count(label, value):
   return int(value)
 
 
-class SelfNormalizedImportanceSampling(tfd.Distribution):
+class SelfNormalizedImportanceSampling(over_latent.OverLatent):
   """The distribution that self-normalized importance sampling with K proposals induces.
 
   Draw K proposals z_1..K ~ pi, select z_i with probability exp(E(z_i)) / sum_k exp(E(z_k)),
@@ -107,12 +110,8 @@ class SelfNormalizedImportanceSampling(tfd.Distribution):
       ValueError: K < 1, M < 1, or a proposal of the wrong event or batch shape.
     """
     parameters = dict(locals())
-    if proposal.event_shape.rank != 1:
-      raise ValueError(f"the proposal must have a rank-1 event shape [d]; got "
-                       f"{proposal.event_shape}. Wrap it in tfd.Independent.")
-    if proposal.batch_shape.rank != 0:
-      raise ValueError(f"the proposal must have scalar batch shape; got {proposal.batch_shape}.")
-    self._proposal = proposal
+    over_latent.check_latent_distribution(proposal, "the proposal")
+    self._proposal = self._latent = proposal
     self._log_energy_fn = log_energy_fn
     self._num_proposals = validate_count("num_proposals K", num_proposals)
     self._num_bound_samples = validate_count("num_bound_samples M", num_bound_samples)
@@ -139,18 +138,6 @@ class SelfNormalizedImportanceSampling(tfd.Distribution):
     """E(z) [...] for z [..., d]."""
     return self._log_energy_fn(z)
 
-  def _event_shape(self):
-    return self._proposal.event_shape
-
-  def _event_shape_tensor(self):
-    return self._proposal.event_shape_tensor()
-
-  def _batch_shape(self):
-    return tf.TensorShape([])
-
-  def _batch_shape_tensor(self):
-    return tf.constant([], tf.int32)
-
   def log_prob(self, value, name="log_prob", seed=None, **kwargs):
     """The K-sample lower bound on log p_K(z) (class docstring), [...] nats for z [..., d].
 
@@ -163,11 +150,6 @@ class SelfNormalizedImportanceSampling(tfd.Distribution):
     Raises:
       ValueError: a z whose last axis is not d.
     """
-    value = tf.convert_to_tensor(value, dtype_hint=self.dtype)
-    d = self._proposal.event_shape[-1]
-    if value.shape.rank is not None and (value.shape.rank < 1 or value.shape[-1] != d):
-      raise ValueError(f"log_prob expects z of shape [..., {d}] (the latent size); "
-                       f"got shape {value.shape}.")
     return super().log_prob(value, name=name, seed=seed, **kwargs)
 
   def _log_prob(self, z, seed=None):
@@ -184,27 +166,9 @@ class SelfNormalizedImportanceSampling(tfd.Distribution):
     return self._proposal.log_prob(z) + log_energy + log_mean_reciprocal
 
   def _sample_n(self, n, seed=None):
-    """Exact samples [n, d], drawn in chunks of at most PROPOSALS_PER_CHUNK proposals."""
-    k = self._num_proposals
-    chunk = max(1, PROPOSALS_PER_CHUNK // k)
-    static_n = tf.get_static_value(n)
-    if static_n is not None:
-      chunk = max(1, min(chunk, int(static_n)))
-    seed = tfp.random.sanitize_seed(seed)
-
-    def one_chunk(i):
-      proposal_seed, select_seed = tfp.random.split_seed(tf.cast(
-          tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64)), tf.int32))
-      candidates = self._proposal.sample([chunk, k], seed=proposal_seed)  # [c, K, d]
-      index = tf.random.stateless_categorical(self._log_energy_fn(candidates), 1,
-                                              seed=select_seed)[:, 0]
-      return tf.gather(candidates, index, batch_dims=1)
-
-    num_chunks = (n + chunk - 1) // chunk
-    samples = tf.map_fn(one_chunk, tf.range(num_chunks),
-                        fn_output_signature=tf.TensorSpec([chunk] + self.event_shape.as_list(),
-                                                          self.dtype))
-    return tf.reshape(samples, [-1] + self.event_shape.as_list())[:n]
-
-  def _default_event_space_bijector(self):
-    return self._proposal.experimental_default_event_space_bijector()
+    """Exact samples [n, d]: the selection is sampling-importance-resampling with K
+    proposals per sample and weights exp E (`samplers.sampling_importance_resampling`, at
+    most PROPOSALS_PER_CHUNK proposals in memory)."""
+    return sir.sampling_importance_resampling(
+        self._proposal, self._log_energy_fn, n, self._num_proposals, seed=seed,
+        max_proposals_per_chunk=PROPOSALS_PER_CHUNK).samples
