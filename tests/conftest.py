@@ -55,3 +55,26 @@ def data_dir_env(monkeypatch):
   default, so that no real data leaks into them); returns DATA_DIR."""
   monkeypatch.setenv(ENV_DATA_DIR, str(support.DATA_DIR))
   return support.DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier():
+  """The MNIST sample-quality classifier (`evaluation.classifier.load_classifier`): trained
+  once (about a minute) into the cache ~/.cache/tfp_priors/classifiers; later sessions read
+  it there. Skips when the full MNIST with labels is in none of $TFP_PRIORS_DATA_DIR and
+  ~/.cache/tfp_priors (tests never download)."""
+  from tfp_priors.data import files  # pylint: disable=g-import-not-at-top
+  from tfp_priors.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  try:
+    return classifier.load_classifier("mnist", allow_download=False)
+  except files.DatasetNotFoundError as e:
+    pytest.skip(" ".join(str(e).split()))
+
+
+@pytest.fixture(scope="session")
+def mnist_test_split(mnist_classifier):  # pylint: disable=redefined-outer-name,unused-argument
+  """(images [10000, 784] grey levels in [0, 1], labels [10000]) of MNIST's test split, from
+  where the classifier fixture found MNIST."""
+  from tfp_priors.evaluation import classifier  # pylint: disable=g-import-not-at-top
+  images, labels = classifier.SPECS["mnist"].load(None, False)
+  return images["test"], labels["test"]

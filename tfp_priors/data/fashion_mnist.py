@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 
 from absl import logging
+import numpy as np
 
 from tfp_priors.data import files
 from tfp_priors.data.files import DEFAULT_DATA_DIR
@@ -35,7 +36,9 @@ from tfp_priors.data.idx import TRAIN_IMAGES
 from tfp_priors.data.idx import TRAIN_LABELS
 from tfp_priors.data.idx import content_sha256
 from tfp_priors.data.idx import find_idx_file
+from tfp_priors.data.idx import read_idx
 from tfp_priors.data.idx import read_image_splits
+from tfp_priors.data.idx import split_train_valid
 from tfp_priors.data.idx import tfds_image_splits
 
 SUBDIR = 'fashion_mnist'
@@ -52,6 +55,9 @@ IDX_SHA256 = {
     TRAIN_LABELS: 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
     TEST_LABELS: '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
 }
+# Zalando's names of the ten classes, by label.
+CLASS_NAMES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+               'Sneaker', 'Bag', 'Ankle boot')
 SPLIT_SIZES = {'train': 50000, 'valid': 10000, 'test': 10000}
 SOURCE = (f'Zalando Research Fashion-MNIST (MIT), Debian package {DEBIAN_PACKAGE}, '
           f'files under {SYSTEM_DIR}/')
@@ -226,3 +232,36 @@ def load_fashion_mnist(data_dir=None, allow_download=True):
       return _load_from_dir(target)
   raise DatasetNotFoundError(missing_message(data_dir))
 
+
+
+def load_fashion_mnist_labels(data_dir=None):
+  """Loads Zalando's Fashion-MNIST class labels (0-9, `CLASS_NAMES`), split like the images.
+
+  Reads `train-labels-idx1-ubyte.gz` and `t10k-labels-idx1-ubyte.gz` from the directory that
+  `load_fashion_mnist` reads its images from (the first of `candidate_dirs(data_dir)` holding
+  both image files), so labels and images pair row by row; never downloads.
+
+  Args:
+    data_dir: directory to search first (see `candidate_dirs`).
+
+  Returns:
+    dict with 'train' (50000,), 'valid' (10000,), 'test' (10000,) int64 labels in file order
+    (with a training file of other than 60,000 labels: last 1/6 = valid, as
+    `split_train_valid`).
+
+  Raises:
+    DatasetNotFoundError: the image files or a label file beside them are missing.
+    IDXFormatError: a label file is corrupt or not one-dimensional.
+  """
+  directory = find_files(data_dir)
+  if directory is None:
+    raise DatasetNotFoundError(missing_message(data_dir))
+  labels = {}
+  for split, name in (('train', TRAIN_LABELS), ('test', TEST_LABELS)):
+    path = find_idx_file(directory, name)
+    if path is None:
+      raise DatasetNotFoundError(f'Fashion-MNIST labels {name} not found in {directory}, '
+                                 f'beside the image files; they come with them ({SOURCE}).')
+    labels[split] = read_idx(path, ndim=1).astype(np.int64)
+  labels['train'], labels['valid'] = split_train_valid(labels['train'])
+  return labels

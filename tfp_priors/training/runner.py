@@ -26,7 +26,10 @@ from tfp_priors import objectives
 from tfp_priors import progress
 from tfp_priors.data import pipelines
 from tfp_priors.evaluation import images as images_lib
+from tfp_priors.evaluation import classifier as classifier_lib
 from tfp_priors.evaluation import metrics
+from tfp_priors.evaluation import prior_samples
+from tfp_priors.evaluation import sample_quality
 from tfp_priors.models import VAE
 from tfp_priors.priors import build_prior
 from tfp_priors.priors import registered_class
@@ -125,21 +128,29 @@ class Evaluation:
     num_importance_samples: K of the IWAE test NLL.
     max_examples: evaluate on the first N test examples only (None: all 10,000);
       `train.eval_max_examples`.
+    sample_quality: also score N prior samples against N test images in the data set's
+      classifier's features (`evaluation.prior_samples`: Fréchet distance, precision and
+      recall, predictive entropy; MNIST and Fashion-MNIST only); `train.sample_quality`.
+    sample_quality_samples: that N (None: the whole test split); `train.sample_quality_samples`.
 
   Raises:
-    BadSettingError: a count that is not an integer >= 1.
+    BadSettingError: a count that is not an integer >= 1 (sample_quality_samples: >= 4).
   """
   evaluate: bool = True
   export: bool = True
   normalizer_samples: Optional[int] = None
   num_importance_samples: int = 1000
   max_examples: Optional[int] = None
+  sample_quality: bool = False
+  sample_quality_samples: Optional[int] = None
 
   def __post_init__(self):
     checks.integer("train.normalizer_samples", self.normalizer_samples, minimum=1,
                    optional=True)
     checks.integer("train.num_importance_samples", self.num_importance_samples, minimum=1)
     checks.integer("train.eval_max_examples", self.max_examples, minimum=1, optional=True)
+    checks.integer("train.sample_quality_samples", self.sample_quality_samples,
+                   minimum=sample_quality.NEAREST_NEIGHBORS + 1, optional=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,6 +305,12 @@ class Runner:
     prior_bindings = gin.get_bindings("build_prior")
     if "name" in prior_bindings:
       registered_class(prior_bindings["name"])
+    if self.evaluation.sample_quality:
+      try:
+        classifier_lib.classifier_name(gin.get_bindings("make_datasets").get("name",
+                                                                             "dynamic_mnist"))
+      except ValueError as e:
+        raise checks.BadSettingError(f"train.sample_quality = True: {e}") from None
     workdir_lib.check_usable(self.workdir)
 
   def setup(self):
@@ -498,7 +515,8 @@ class Runner:
     return finalized
 
   def evaluate(self):
-    """Test IWAE NLL, ELBO, KL and active units (`evaluation.metrics.evaluate`)."""
+    """Test IWAE NLL, ELBO, KL and active units (`evaluation.metrics.evaluate`); with
+    `train.sample_quality`, the prior samples' quality too (`prior_samples.evaluate_samples`)."""
     k = self.evaluation.num_importance_samples
     self.print(f"Evaluating test NLL with K={k} importance samples...")
     results = metrics.evaluate(self.model, self.prior, self.data.test, k, seed=self.seed,
@@ -511,6 +529,12 @@ class Runner:
                f"reconstruction {results['reconstruction']:.2f}, KL {results['kl']:.2f}, "
                f"KL(q(z|x) || p(z|x)) {results['kl_posterior']:.2f}, "
                f"active units {results['active_units']}")
+    if self.evaluation.sample_quality:
+      data = gin.get_bindings("make_datasets")
+      results.update(prior_samples.evaluate_samples(
+          self.model, self.prior, self.data.name, self.evaluation.sample_quality_samples,
+          self.seed, data.get("data_dir"), data.get("allow_download", True),
+          step=self.trainer.current_step(), log_fn=self.print))
     return results
 
   def export(self):
@@ -531,7 +555,8 @@ def configured_runner(workdir, model_fn=VAE, num_steps=30000, strategy=None,
                       validation_every=None, validation_importance_samples=100,
                       validation_max_examples=None, validation_normalizer_samples=10**6,
                       early_stopping_patience=None, distribute=None, deterministic=False,
-                      max_consecutive_skips=10, max_skipped_fraction=0.05, print_fn=print):
+                      max_consecutive_skips=10, max_skipped_fraction=0.05,
+                      sample_quality=False, sample_quality_samples=None, print_fn=print):
   """The `Runner` of a run in `workdir`, from the gin bindings `train.*` (not yet run).
 
   `train` runs it; benchmarks and checks that need the Runner itself (its `check`, `setup`,
@@ -577,7 +602,7 @@ def configured_runner(workdir, model_fn=VAE, num_steps=30000, strategy=None,
                           validation_max_examples, validation_normalizer_samples,
                           early_stopping_patience)
   evaluation = Evaluation(evaluate, export, normalizer_samples, num_importance_samples,
-                          eval_max_examples)
+                          eval_max_examples, sample_quality, sample_quality_samples)
   intervals = Intervals(log_every, image_every, checkpoint_every, steps_per_execution)
   return Runner(workdir, model_fn, strategy, schedule, intervals, evaluation, validation, seed,
                 deterministic, distribute, print_fn,
