@@ -28,7 +28,8 @@ class SnisPrior(interface.Prior):
   Aneja et al. Table 2 reports the IWAE bound with it), so the ELBO, the IWAE test NLL and
   the export's `log_likelihood` are bounds on log p(x) under the SNIS prior, not estimates
   of it. The gradient reaches E, the proposal's variables (through log pi(z) and through the
-  reparameterized proposal samples) and the encoder (through z).
+  reparameterized proposal samples) and the encoder (through z); not E's output bias, since
+  the selection and the bound are invariant to E -> E + c (as in the authors' code).
 
   There is no normalizing constant to estimate and nothing to finalize: the bound needs only
   proposal samples.
