@@ -49,7 +49,7 @@ def test_tiny_reproduction_reports_ours_paper_and_difference(aneja):
     assert ours == pytest.approx(metrics["nll"], abs=0.005) and ours == ours  # finite
     assert paper == row.paper  # from the table definition (84.82, 82.82)
     assert difference == pytest.approx(ours - paper, abs=0.011)
-    assert cells[5] == "3" and cells[6] == "8"  # steps, test examples
+    assert cells[7] == "3" and cells[8] == "8"  # steps, test examples (after gain, paper gain)
   assert "K = 2 importance samples" in markdown and "3 training steps" in markdown
   assert re.search(r"device: (GPU|CPU)", markdown) and "date: " in markdown
   assert "hierarchical NCP" in markdown  # the omitted row, with why
@@ -90,9 +90,8 @@ def test_failed_row_is_reported_and_the_others_still_run(aneja):
 def test_format_of_a_log_likelihood_table():
   table = reproduce_tables.get_table("takahashi_table2")
   row = table.row("takahashi_frey_standard")
-  result = {"row": row, "error": None, "ours": 1380.0, "metrics": {"nll": -1380.0,
-                                                                  "num_steps": 7,
-                                                                  "num_examples": 200}}
+  result = {"row": row, "run": row.run, "seed": 0, "error": None, "ours": 1380.0,
+            "metrics": {"nll": -1380.0, "num_steps": 7, "num_examples": 200}}
   markdown = reproduce.format_markdown(table, [result], num_steps=7, num_importance_samples=10,
                                        eval_max_examples=0, device="CPU")
   cells = _markdown_row(markdown, row.name)

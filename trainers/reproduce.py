@@ -2,16 +2,19 @@ r"""Retrains the rows of one of the papers' tables and writes ours vs the paper'
 
   python -m trainers.reproduce --table=lars_table1 --workdir=runs/repro \
       [--num_steps=N] [--rows=vae_*,lars_vae_*] [--num_importance_samples=K] \
-      [--eval_max_examples=N] [--output=FILE.md]
+      [--eval_max_examples=N] [--seeds=N] [--sample_quality] [--output=FILE.md]
 
 Each row trains with `tfp_priors.training.runner.train` from its gin configs
-(trainers/reproduce_tables.py)
-in <workdir>/steps<N>/<run>/ and is evaluated there (metrics.json); the markdown table (row,
-configs, ours, paper, difference = ours - paper, steps, test examples, notes) goes to stdout
-and to --output, training progress to stderr. Rerunning the same command reuses rows whose
-metrics.json was written with the same budget, K and number of test examples, and resumes
-interrupted rows from their checkpoints. A row that fails (e.g. its data set is missing) is
-reported as failed with the error, and the other rows still run.
+(trainers/reproduce_tables.py) in <workdir>/steps<N>/<run>/ (seed 0) or
+<workdir>/steps<N>/seed<s>/<run>/ (`--seeds=N`: seeds 1 .. N - 1, each setting `train.seed`
+and `make_datasets.seed`) and is evaluated there (metrics.json); the markdown table (row,
+configs, ours, paper, difference = ours - paper, with a baseline row the gain over it paired by
+seed beside the paper's gain, the table's further columns, steps, test examples, notes; mean ±
+std over the seeds) goes to stdout and to --output, training progress with the ETA of the whole
+table to stderr. Rerunning the same command reuses runs whose metrics.json was written with
+the same budget, K, number of test examples and seed, and resumes interrupted runs from their
+checkpoints. A run that fails (e.g. its data set is missing) is reported with the error, and
+the others still run.
 
 Default budget: on a GPU (tf.config.list_physical_devices('GPU')) 10^6 steps per row (a tenth
 of the LARS paper's 10^7; ~1 h per MLP row on a recent GPU), K from the paper (1000; 10 for
@@ -24,6 +27,7 @@ import fnmatch
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -36,6 +40,7 @@ import tensorflow as tf
 from tfp_priors import progress
 from tfp_priors.training import runner as runner_lib
 from tfp_priors.training import workdir as workdir_lib
+from trainers import evaluate_samples
 from trainers import reproduce_tables
 # trainers.run defines --workdir and --gin_bindings (and --gin_config, unused here); reused.
 from trainers import run as run_lib
@@ -53,6 +58,10 @@ flags.DEFINE_integer("eval_max_examples", None, "Evaluate on the first N test im
                      "all (default: all with a GPU, 2000 without).")
 flags.DEFINE_string("output", None, "Also write the markdown to this file.")
 flags.DEFINE_bool("export", False, "Also export each row's SavedModel (train.export).")
+flags.DEFINE_integer("seeds", 1, "Seeds per row (0 .. N - 1: init, data order, sampling); the "
+                     "table reports mean ± std over them and gains paired by seed.")
+flags.DEFINE_bool("sample_quality", False, "Also score each row's prior samples "
+                  "(trainers.evaluate_samples) where its metrics.json lacks them.")
 
 GPU_NUM_STEPS = 10 ** 6
 CPU_NUM_STEPS = 5000
@@ -106,9 +115,24 @@ def select_rows(table, patterns):
   return [table.row(run) for run in ordered]
 
 
+def seed_dir(workdir, steps, run, seed):
+  """<workdir>/steps<steps>/<run> for seed 0 (the configs' own seed, so a row run before
+  --seeds existed is seed 0), <workdir>/steps<steps>/seed<seed>/<run> for the others."""
+  if seed == 0:
+    return os.path.join(workdir, f"steps{steps}", run)
+  return os.path.join(workdir, f"steps{steps}", f"seed{seed}", run)
+
+
+def seed_bindings(seed):
+  """Seed s of init, data order and sampling (`trainers.run --seed` without its op
+  determinism, which changes no statistic); none for seed 0, the configs' default."""
+  return [] if seed == 0 else [f"train.seed = {seed}", f"make_datasets.seed = {seed}"]
+
+
 def row_bindings(row, num_steps, num_importance_samples, eval_max_examples, dependency_dirs,
-                 export, extra_bindings=()):
-  """Gin bindings of one row: its own, its dependencies' run dirs, the budget, then extra."""
+                 export, extra_bindings=(), seed=0):
+  """Gin bindings of one row: its own, its dependencies' run dirs, the budget, the seed, then
+  extra."""
   steps = num_steps * row.step_multiplier
   bindings = list(row.bindings)
   bindings += [f"{param} = {dependency_dirs[run]!r}" for param, run in row.depends]
@@ -118,7 +142,29 @@ def row_bindings(row, num_steps, num_importance_samples, eval_max_examples, depe
                f"train.export = {bool(export)}"]
   if row.warmup_fraction is not None:
     bindings.append(f"train.warmup_steps = {max(1, round(row.warmup_fraction * steps))}")
-  return bindings + list(extra_bindings)
+  return bindings + seed_bindings(seed) + list(extra_bindings)
+
+
+def finished_metrics(row, row_dir, bindings):
+  """The metrics of a finished run of `row` with these bindings in `row_dir`, or None.
+
+  Raises:
+    ValueError: `row_dir` holds a run of other configs.
+  """
+  spec_path = os.path.join(row_dir, SPEC_FILE)
+  metrics_path = workdir_lib.path(row_dir, workdir_lib.METRICS)
+  if not os.path.exists(spec_path):
+    return None
+  with open(spec_path) as f:
+    old = json.load(f)
+  if old["configs"] != list(row.configs):
+    raise ValueError(f"{row_dir} holds a run of configs {old['configs']}, not "
+                     f"{list(row.configs)}; use another --workdir.")
+  if old == {"configs": list(row.configs), "bindings": list(bindings)} and os.path.exists(
+      metrics_path):
+    with open(metrics_path) as f:
+      return json.load(f)
+  return None
 
 
 def run_row(row, row_dir, bindings, print_fn=None):
@@ -127,18 +173,11 @@ def run_row(row, row_dir, bindings, print_fn=None):
   Returns:
     (metrics dict, reused: bool).
   """
+  metrics = finished_metrics(row, row_dir, bindings)
+  if metrics is not None:
+    return metrics, True
   spec = {"configs": list(row.configs), "bindings": list(bindings)}
   spec_path = os.path.join(row_dir, SPEC_FILE)
-  metrics_path = workdir_lib.path(row_dir, workdir_lib.METRICS)
-  if os.path.exists(spec_path):
-    with open(spec_path) as f:
-      old = json.load(f)
-    if old == spec and os.path.exists(metrics_path):
-      with open(metrics_path) as f:
-        return json.load(f), True
-    if old["configs"] != spec["configs"]:
-      raise ValueError(f"{row_dir} holds a run of configs {old['configs']}, not "
-                       f"{spec['configs']}; use another --workdir.")
   gin.clear_config()
   try:
     run_lib.parse_config(list(row.configs), list(bindings))
@@ -154,6 +193,18 @@ def run_row(row, row_dir, bindings, print_fn=None):
   return metrics, False
 
 
+def score_samples(row_dir, metrics, print_fn=None):
+  """metrics with the sample-quality metrics (`trainers.evaluate_samples`, all test images),
+  scoring the run first if its metrics.json lacks them."""
+  if "sample_quality_num_samples" in metrics:
+    return metrics, False
+  gin.clear_config()
+  try:
+    return {**metrics, **evaluate_samples.evaluate_workdir(row_dir, print_fn=print_fn)}, True
+  finally:
+    gin.clear_config()
+
+
 def _cell(text):
   return str(text).replace("|", "\\|").replace("\n", " ").strip()
 
@@ -167,14 +218,33 @@ def _summary(error, limit=300):
   return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def _resolve_budget(table, num_steps, num_importance_samples, eval_max_examples, seeds, gpu):
+  if num_steps is None:
+    num_steps = GPU_NUM_STEPS if gpu else CPU_NUM_STEPS
+  if num_steps < 1:
+    raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+  if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+    raise ValueError(f"seeds must be an integer >= 1 (seeds 0 .. seeds - 1), got {seeds!r}.")
+  if num_importance_samples is None:
+    num_importance_samples = table.num_importance_samples
+  if eval_max_examples is None:
+    eval_max_examples = 0 if gpu else CPU_EVAL_MAX_EXAMPLES
+  return num_steps, num_importance_samples, eval_max_examples
+
+
 def reproduce(table, workdir, num_steps=None, num_importance_samples=None,
               eval_max_examples=None, rows=None, bindings=(), export=False, log_fn=None,
-              command=None):
-  """Trains and evaluates the rows of `table`, returns the markdown comparison.
+              command=None, seeds=1, sample_quality=False):
+  """Trains and evaluates the rows of `table` with `seeds` seeds, returns the markdown
+  comparison.
+
+  Seeds run one after the other, each over all rows (a whole one-seed table comes first). A
+  seed's row runs in `seed_dir(workdir, steps, run, seed)`; an NCP row's stage one is the
+  same seed's VAE.
 
   Args:
     table: a name of reproduce_tables.TABLES, or a `reproduce_tables.Table`.
-    workdir: root; row runs go to <workdir>/steps<num_steps>/<run>.
+    workdir: root; row runs go to <workdir>/steps<num_steps>/[seed<s>/]<run>.
     num_steps: training steps per row (None: 10^6 with a GPU, 5000 without), capped per row
       at the paper's training length.
     num_importance_samples: K of the IWAE test NLL (None: the table's paper K).
@@ -184,69 +254,141 @@ def reproduce(table, workdir, num_steps=None, num_importance_samples=None,
     export: also export each row's SavedModel.
     log_fn: training progress (None: silent).
     command: the command line shown in the header.
+    seeds: number of seeds, 0 .. seeds - 1 (`train.seed` and `make_datasets.seed`).
+    sample_quality: also score each run's prior samples (`trainers.evaluate_samples`: N =
+      all test images, MNIST-classifier features) where its metrics.json lacks them.
 
   Returns:
-    (markdown, results): results is a list of dicts, one per row run (run, name, paper,
-    ours or None, metrics, error, workdir).
+    (markdown, results): results is a list of dicts, one per row and seed, seed-major (run,
+    seed, name, paper, ours or None, metrics, error, workdir, reused).
 
   Raises:
-    ValueError: unknown table (listing the tables) or a --rows pattern matching nothing.
+    ValueError: unknown table (listing the tables), a --rows pattern matching nothing, or
+      num_steps or seeds below 1.
   """
   if isinstance(table, str):
     table = reproduce_tables.get_table(table)
   selected = select_rows(table, rows)
   kind, device = device_description()
-  gpu = kind == "GPU"
-  if num_steps is None:
-    num_steps = GPU_NUM_STEPS if gpu else CPU_NUM_STEPS
-  if num_steps < 1:
-    raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
-  if num_importance_samples is None:
-    num_importance_samples = table.num_importance_samples
-  if eval_max_examples is None:
-    eval_max_examples = 0 if gpu else CPU_EVAL_MAX_EXAMPLES
-  results, dirs, failed = [], {}, {}
-  start_time = time.time()
-  for index, row in enumerate(selected):
-    steps = min(num_steps, row.paper_steps or num_steps)
-    row_dir = os.path.join(workdir, f"steps{steps}", row.run)
-    dirs[row.run] = row_dir
-    result = {"run": row.run, "name": row.name, "paper": row.paper, "ours": None,
-              "metrics": None, "error": None, "workdir": row_dir, "steps": steps, "row": row}
+  num_steps, num_importance_samples, eval_max_examples = _resolve_budget(
+      table, num_steps, num_importance_samples, eval_max_examples, seeds, kind == "GPU")
+  jobs = []  # (seed, row, row_dir, bindings)
+  for seed in range(seeds):
+    dirs = {}
+    for row in selected:
+      steps = min(num_steps, row.paper_steps or num_steps)
+      dirs[row.run] = seed_dir(workdir, steps, row.run, seed)
+      jobs.append((seed, row, dirs[row.run], row_bindings(
+          row, steps, num_importance_samples, eval_max_examples, dirs, export, bindings, seed)))
+  to_train = sum(finished_metrics(row, d, b) is None for _, row, d, b in jobs)
+  results, failed, trained, train_seconds = [], set(), 0, 0.0
+  for seed, row, row_dir, row_binding in jobs:
+    result = {"run": row.run, "seed": seed, "name": row.name, "paper": row.paper, "ours": None,
+              "metrics": None, "error": None, "workdir": row_dir, "row": row}
     results.append(result)
-    blocked = [run for _, run in row.depends if run in failed]
+    blocked = [run for _, run in row.depends if (run, seed) in failed]
     if blocked:
       result["error"] = f"depends on {blocked[0]}, which failed"
-      failed[row.run] = True
+      failed.add((row.run, seed))
       continue
-    row_log = (lambda s, run=row.run: log_fn(f"[{run}] {s}")) if log_fn else None
+    tag = f"[{row.run}{f' seed {seed}' if seeds > 1 else ''}]"
+    row_log = (lambda s, tag=tag: log_fn(f"{tag} {s}")) if log_fn else None
+    start = time.time()
     try:
-      metrics, reused = run_row(row, row_dir, row_bindings(
-          row, steps, num_importance_samples, eval_max_examples, dirs, export, bindings),
-                                print_fn=row_log)
+      metrics, reused = run_row(row, row_dir, row_binding, print_fn=row_log)
+      if sample_quality:
+        metrics, _ = score_samples(row_dir, metrics, print_fn=row_log)
       ours = table.sign * float(metrics[table.metric_key])
     except Exception as e:  # pylint: disable=broad-except
       # One failing row (missing data, a NaN loss) must not stop the others.
       result["error"] = _summary(e)
-      failed[row.run] = True
+      failed.add((row.run, seed))
       if log_fn:
-        log_fn(f"[{row.run}] failed: {result['error']}")
+        log_fn(f"{tag} failed: {result['error']}")
       continue
     result.update(ours=ours, metrics=metrics, reused=reused)
+    if not reused:
+      trained, train_seconds = trained + 1, train_seconds + time.time() - start
     if log_fn:
-      log_fn(f"[{row.run}] {'reused' if reused else 'done'}: ours {ours:.2f}, paper "
-             f"{row.paper:.2f} (row {index + 1} of {len(selected)}, ETA of the table "
-             f"{progress.eta(index + 1, len(selected), time.time() - start_time)})")
+      paper = "-" if row.paper is None else f"{row.paper:.2f}"
+      log_fn(f"{tag} {'reused' if reused else 'done'}: ours {ours:.2f}, paper {paper} "
+             f"({len(results)} of {len(jobs)} runs; {trained} of {to_train} trained, ETA of "
+             f"the table {progress.eta(trained, to_train, train_seconds)})")
   markdown = format_markdown(table, results, num_steps=num_steps,
                              num_importance_samples=num_importance_samples,
                              eval_max_examples=eval_max_examples, device=device,
-                             command=command)
+                             command=command, seeds=seeds)
   return markdown, results
 
 
+def _mean_std(values, spec=".2f"):
+  """'m' for one value, 'm ± s' (sample standard deviation) for several, '-' for none."""
+  if not values:
+    return "-"
+  if len(values) == 1:
+    return format(values[0], spec)
+  return f"{format(statistics.fmean(values), spec)} ± {format(statistics.stdev(values), spec)}"
+
+
+def _gains(table, runs, baseline):
+  """sign * (baseline - ours) per seed that both finished (paired by seed)."""
+  base = {r["seed"]: r["ours"] for r in baseline if r["ours"] is not None}
+  return [table.sign * (base[r["seed"]] - r["ours"]) for r in runs
+          if r["ours"] is not None and r["seed"] in base]
+
+
+def _paper_gain(table, row):
+  if row.paper_gain is not None:
+    return row.paper_gain
+  base = table.row(table.baseline).paper if table.baseline in {r.run for r in table.rows} else None
+  if row.paper is None or base is None or row.run == table.baseline:
+    return None
+  return table.sign * (base - row.paper)
+
+
+def _row_cells(table, row, runs, by_run, seeds):
+  """The markdown cells of one row from its per-seed results."""
+  done = [r for r in runs if r["ours"] is not None]
+  values = [r["ours"] for r in done]
+  paper = "-" if row.paper is None else f"{row.paper:.2f}"
+  notes = [row.note] if row.note else []
+  notes += [f"seed {r['seed']}: {r['error']}" if seeds > 1 else r["error"]
+            for r in runs if r["error"]]
+  if seeds > 1 and done and len(done) < len(runs):
+    notes.append(f"{len(done)} of {len(runs)} seeds")
+  first = done[0]["metrics"] if done else {}
+  if "normalizer" in first and not any(key == "normalizer" for _, key, _ in table.columns):
+    notes.append("Z = " + _mean_std([r["metrics"]["normalizer"] for r in done], ".3g"))
+  stopped = [r for r in done if r["metrics"].get("stopped_early")]
+  notes += [f"early stop, best step {r['metrics'].get('best_step')}" for r in stopped]
+  ours = _mean_std(values) if done else "failed"
+  difference = ("-" if row.paper is None or not done
+                else f"{statistics.fmean(values) - row.paper:+.2f}")
+  cells = [row.name, _configs_cell(row), ours, paper, difference]
+  if table.baseline:
+    gains = [] if row.run == table.baseline else _gains(table, runs, by_run.get(table.baseline, []))
+    paper_gain = _paper_gain(table, row)
+    cells += [_mean_std(gains), "-" if paper_gain is None else f"{paper_gain:.2f}"]
+  for _, key, spec in table.columns:
+    cells.append(_mean_std([float(r["metrics"][key]) for r in done if key in r["metrics"]],
+                           spec))
+  cells += [str(first.get("num_steps", "-")), str(first.get("num_examples", "-")),
+            "; ".join(notes)]
+  return cells
+
+
+def _configs_cell(row):
+  configs = " ".join(f"`{c}`" for c in row.configs)
+  if row.bindings:
+    configs += " " + " ".join(f"`{b}`" for b in row.bindings)
+  return configs
+
+
 def format_markdown(table, results, num_steps, num_importance_samples, eval_max_examples,
-                    device, command=None, date=None):
-  """The comparison table with header lines (metric, budget, K, test examples, device, date)."""
+                    device, command=None, date=None, seeds=1):
+  """The comparison table with header lines (metric, budget, seeds, K, test examples, device,
+  date): per row ours (mean ± std over the seeds), the paper's figure, ours - paper, with a
+  table baseline the gain (paired by seed) beside the paper's gain, the table's columns."""
   date = date or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
   examples = "all" if not eval_max_examples else f"the first {eval_max_examples}"
   paper_steps = [r["row"].paper_steps for r in results if r["row"].paper_steps]
@@ -260,28 +402,24 @@ def format_markdown(table, results, num_steps, num_importance_samples, eval_max_
            f"- K = {num_importance_samples} importance samples; test images: {examples} of "
            f"each test set (per row below)",
            f"- device: {device}; date: {date}"]
+  if seeds > 1:
+    lines.append(f"- seeds: {seeds} (0 .. {seeds - 1}: init, data order, sampling); mean ± "
+                 f"sample standard deviation over the seeds")
+  if table.baseline:
+    lines.append(f"- gain = nats better than the row `{table.baseline}`, paired by seed; "
+                 f"paper gain: the same in the paper")
   if command:
     lines.append(f"- command: `{command}`")
-  lines += ["", "| row | configs | ours | paper | difference | steps | test examples | notes |",
-            "|---|---|---|---|---|---|---|---|"]
+  header = ["row", "configs", "ours", "paper", "difference"]
+  if table.baseline:
+    header += ["gain", "paper gain"]
+  header += [h for h, _, _ in table.columns] + ["steps", "test examples", "notes"]
+  lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  by_run = {}
   for r in results:
-    row = r["row"]
-    configs = " ".join(f"`{c}`" for c in row.configs)
-    if row.bindings:
-      configs += " " + " ".join(f"`{b}`" for b in row.bindings)
-    notes = [row.note] if row.note else []
-    if r["error"]:
-      cells = [row.name, configs, "failed", f"{row.paper:.2f}", "-", "-", "-",
-               "; ".join(notes + [r["error"]])]
-    else:
-      m = r["metrics"]
-      if "normalizer" in m:
-        notes.append(f"Z = {m['normalizer']:.3g}")
-      if m.get("stopped_early"):
-        notes.append(f"early stop, best step {m.get('best_step')}")
-      cells = [row.name, configs, f"{r['ours']:.2f}", f"{row.paper:.2f}",
-               f"{r['ours'] - row.paper:+.2f}", str(m.get("num_steps", "-")),
-               str(m.get("num_examples", "-")), "; ".join(notes)]
+    by_run.setdefault(r["run"], []).append(r)
+  for runs in by_run.values():
+    cells = _row_cells(table, runs[0]["row"], runs, by_run, seeds)
     lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
   if table.omitted:
     lines += ["", "Left out (no config here):"]
@@ -304,6 +442,7 @@ def main(argv):
         num_importance_samples=FLAGS.num_importance_samples,
         eval_max_examples=FLAGS.eval_max_examples, bindings=FLAGS.gin_bindings,
         export=FLAGS.export, log_fn=lambda s: print(s, file=sys.stderr, flush=True),
+        seeds=FLAGS.seeds, sample_quality=FLAGS.sample_quality,
         command="python -m trainers.reproduce " + " ".join(argv_flags()))
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)

@@ -31,8 +31,9 @@ class Row:
     name: the row as the markdown shows it.
     configs: gin configs in order (model config first, then overlays such as
       fashion_mnist.gin).
-    paper: the paper's number, in the table's metric and sign convention (nats).
-    source: where the number is in the paper (table, row, column).
+    paper: the paper's number, in the table's metric and sign convention (nats); None for a
+      row no paper reports on this model (shown as '-').
+    source: where the number is in the paper (table, row, column), or why there is none.
     bindings: extra gin bindings of this row (e.g. a(z)'s hidden sizes).
     depends: ((gin parameter, run id of another row of the table), ...): the parameter is
       bound to that row's run directory (e.g. the stage-one VAE of an NCP), which is trained
@@ -43,11 +44,13 @@ class Row:
       are not all VAE updates (the implicit prior: 1 VAE + 10 estimator epochs).
     paper_steps: the paper's training length in VAE steps; the budget is capped at it.
     note: shown in the notes column.
+    paper_gain: the paper's own gain over its own N(0, I) row (nats), for a row whose paper is
+      not the one of the table's baseline; None: sign * (baseline's paper - paper).
   """
   run: str
   name: str
   configs: Tuple[str, ...]
-  paper: float
+  paper: Optional[float]
   source: str
   bindings: Tuple[str, ...] = ()
   depends: Tuple[Tuple[str, str], ...] = ()
@@ -55,6 +58,7 @@ class Row:
   step_multiplier: int = 1
   paper_steps: Optional[int] = None
   note: str = ""
+  paper_gain: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +74,10 @@ class Table:
     num_importance_samples: the paper's K of the IWAE estimate (the default K).
     rows: the reproducible rows.
     omitted: ((row, why), ...) of the paper's rows left out.
+    baseline: run id of the row the gains are measured against (the N(0, I) prior), or None
+      (no gain column). gain = sign * (baseline - row): nats of improvement, paired by seed.
+    columns: ((header, metrics.json key, format spec), ...): further columns, mean ± std
+      over the seeds ('-' where a run lacks the key).
   """
   name: str
   title: str
@@ -79,6 +87,8 @@ class Table:
   sign: int = 1
   num_importance_samples: int = 1000
   omitted: Tuple[Tuple[str, str], ...] = ()
+  baseline: Optional[str] = None
+  columns: Tuple[Tuple[str, str, str], ...] = ()
 
   def row(self, run):
     for r in self.rows:
@@ -202,7 +212,7 @@ def _lars_table7():
   )
   return Table(name="lars_table7",
                title="LARS Table 7 (appendix D.4): more expressive proposals and priors, "
-                     "dynamic MNIST", metric=NLL, rows=rows)
+                     "dynamic MNIST", metric=NLL, rows=rows, baseline=_VAE.run)
 
 
 def _lars_table_d5():
@@ -325,15 +335,58 @@ def _aneja_table2():
   return Table(
       name="aneja_table2",
       title="Aneja et al. 2021 Table 2: NCP, LARS and SNIS on the LARS VAE, dynamic MNIST",
-      metric=NLL, rows=rows,
+      metric=NLL, rows=rows, baseline=_VAE.run,
       omitted=(("hierarchical NCP (hierarchical_ncp_hvae.gin)",
                 "no row of Table 2; the paper's hierarchical likelihood (Table 6) is on NVAE, "
                 "which has no config here"),))
 
 
+def _all_priors():
+  # Not one paper's table: every prior of the library on one model (the LARS VAE, 784-300-300-50,
+  # dynamic MNIST) at one budget, each beside the paper figure for that model where there is one
+  # (LARS Tables 1 and 7, Aneja Table 2; the MoG, VampPrior and implicit papers report none).
+  table7 = {r.run: r for r in _lars_table7().rows}
+  aneja = {r.run: r for r in _aneja_table2().rows}
+  no_paper = "none for this model"
+  rows = (
+      dataclasses.replace(_VAE, name="N(0, I)", source="LARS Table 1, dynamic MNIST, VAE standard"),
+      Row(run="mog_vae_dynamic_mnist", name="MoG", configs=("mog_vae.gin",), paper=None,
+          source=no_paper, paper_steps=LARS_STEPS),
+      Row(run="vamp_vae_dynamic_mnist", name="VampPrior", configs=("vamp_vae.gin",),
+          paper=None, source=no_paper + " (Takahashi Table 2's 83.90 is the GatedVAE)",
+          paper_steps=LARS_STEPS),
+      dataclasses.replace(table7["realnvp_vae_dynamic_mnist"], name="RealNVP"),
+      dataclasses.replace(table7["maf_vae_dynamic_mnist"], name="MAF"),
+      dataclasses.replace(_LARS_VAE, name="LARS", source="LARS Table 1, dynamic MNIST, VAE LARS"),
+      dataclasses.replace(table7["lars_realnvp_vae_dynamic_mnist"], name="LARS over RealNVP"),
+      dataclasses.replace(aneja["ncp_vae_dynamic_mnist"], name="NCP", paper_gain=84.82 - 82.82,
+                          note="stage two over this table's N(0, I) VAE; budget = classifier "
+                               "steps; gain in the paper over its own 84.82"),
+      Row(run="implicit_vae_dynamic_mnist", name="implicit", configs=("implicit_vae.gin",),
+          paper=None, source=no_paper + " (Takahashi Table 2's 83.21 is the GatedVAE)",
+          step_multiplier=11, paper_steps=LARS_STEPS,
+          note="train.num_steps = 11 x budget: 1 VAE epoch, then 10 of the density-ratio "
+               "estimator (implicit_vae.gin)"),
+      dataclasses.replace(aneja["snis_vae_dynamic_mnist"], name="SNIS",
+                          paper_gain=84.82 - 82.52,
+                          note="NLL from the K = 1024 lower bound on log p(z); gain in the "
+                               "paper over its own 84.82"),
+  )
+  return Table(
+      name="all_priors",
+      title="Every prior on the LARS VAE, dynamic MNIST (paper figures: LARS Tables 1 and 7, "
+            "Aneja et al. Table 2)",
+      metric=NLL, rows=rows, baseline=_VAE.run,
+      columns=(("Z", "normalizer", ".3g"), ("KL(q‖p)", "kl", ".2f"),
+               ("active units", "active_units", ".1f"),
+               ("Fréchet distance", "frechet_distance_mnist_classifier", ".2f"),
+               ("precision", "precision_mnist_classifier", ".3f"),
+               ("recall", "recall_mnist_classifier", ".3f")))
+
+
 TABLES = {t.name: t for t in (
     _lars_table1(), _lars_table5(), _lars_table6(), _lars_table7(), _lars_table_d5(),
-    _lars_table_d6(), _xu_table1(), _takahashi_table2(), _aneja_table2())}
+    _lars_table_d6(), _xu_table1(), _takahashi_table2(), _aneja_table2(), _all_priors())}
 
 
 def get_table(name):
@@ -355,6 +408,7 @@ def paper_row(configs):
                 for c in configs)
   for table in TABLES.values():
     for row in table.rows:
-      if row.configs == names and not row.bindings and not row.depends:
+      if (row.configs == names and not row.bindings and not row.depends
+          and row.paper is not None):
         return table, row
   return None
