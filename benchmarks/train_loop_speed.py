@@ -49,10 +49,12 @@ VARIANTS = {  # name -> (steps per execution (None: the flag), fused optimizer)
 FIXED = "fixed batch, FusedAdam"
 
 
-def build_runner(config, workdir, steps_per_execution, fused):
-  """A set-up `Runner` of `config` in `workdir`, its checkpoint saves switched off."""
+def build_runner(config, workdir, steps_per_execution, fused, bindings=None):
+  """A set-up `Runner` of `config` in `workdir` with extra gin `bindings` (None: those of
+  --gin_bindings), its checkpoint saves switched off."""
   gin.clear_config()
-  run.parse_config([config], list(FLAGS.gin_bindings) + [
+  bindings = FLAGS.gin_bindings if bindings is None else bindings
+  run.parse_config([config], list(bindings) + [
       f"train.steps_per_execution = {steps_per_execution}", "train.image_every = 1000000000",
       "train.checkpoint_every = 1000000000"])
   runner = runner_lib.configured_runner(workdir, evaluate=False, export=False, print_fn=None)

@@ -5,6 +5,7 @@ import os
 import re
 
 import gin
+import numpy as np
 import pytest
 
 from support import TINY_BINDINGS
@@ -85,6 +86,73 @@ def test_failed_row_is_reported_and_the_others_still_run(aneja):
   assert errors["vae_standard_dynamic_mnist"] is None  # reused from the first test
   cells = _markdown_row(markdown, "broken row")
   assert cells[2] == "failed" and "ValueError" in cells[-1]
+
+
+@pytest.mark.slow
+def test_two_seeds_report_mean_std_and_the_gain_paired_by_seed(aneja):
+  workdir, _, _ = aneja
+  markdown, results = reproduce.reproduce("aneja_table2", str(workdir), rows=["ncp_*"], seeds=2,
+                                          **TINY)
+  assert [(r["run"], r["seed"]) for r in results] == [
+      ("vae_standard_dynamic_mnist", 0), ("ncp_vae_dynamic_mnist", 0),
+      ("vae_standard_dynamic_mnist", 1), ("ncp_vae_dynamic_mnist", 1)]
+  assert [r["reused"] for r in results] == [True, True, False, False]  # seed 0: the fixture's
+  seed1 = os.path.join(workdir, "steps3", "seed1")
+  with open(os.path.join(seed1, "ncp_vae_dynamic_mnist", "config.gin")) as f:
+    config = f.read()
+  # Seed 1's NCP is stage two over seed 1's VAE, with seed 1 of init, data order and sampling.
+  assert os.path.join(seed1, "vae_standard_dynamic_mnist") in config
+  assert re.search(r"^train.seed = 1$", config, re.M)
+  assert re.search(r"^make_datasets.seed = 1$", config, re.M)
+  nll = {}
+  for run_id in ("vae_standard_dynamic_mnist", "ncp_vae_dynamic_mnist"):
+    for seed, root in ((0, os.path.join(workdir, "steps3")), (1, seed1)):
+      with open(os.path.join(root, run_id, "metrics.json")) as f:
+        nll[run_id, seed] = json.load(f)["nll"]
+  cells = _markdown_row(markdown, "NCP-VAE")
+  ours = [nll["ncp_vae_dynamic_mnist", s] for s in (0, 1)]
+  gains = [nll["vae_standard_dynamic_mnist", s] - nll["ncp_vae_dynamic_mnist", s] for s in (0, 1)]
+  for cell, values in ((cells[2], ours), (cells[5], gains)):
+    mean, std = (float(v) for v in cell.split(" ± "))
+    assert mean == pytest.approx(np.mean(values), abs=0.006)
+    assert std == pytest.approx(np.std(values, ddof=1), abs=0.006)
+  assert float(cells[6]) == pytest.approx(84.82 - 82.82)  # the paper's gain, from its figures
+  assert _markdown_row(markdown, "VAE w/ Gaussian prior")[5:7] == ["-", "-"]  # the baseline
+  assert "seeds: 2" in markdown
+  again, results = reproduce.reproduce("aneja_table2", str(workdir), rows=["ncp_*"], seeds=2,
+                                       **TINY)
+  assert all(r["reused"] for r in results) and again.split("date:")[1].split("\n", 1)[1] == (
+      markdown.split("date:")[1].split("\n", 1)[1])
+  with pytest.raises(ValueError, match="seeds must be an integer >= 1"):
+    reproduce.reproduce("aneja_table2", str(workdir), rows=["ncp_*"], seeds=0, **TINY)
+
+
+def test_rows_without_a_paper_figure_and_with_the_paper_s_own_gain():
+  table = reproduce_tables.get_table("all_priors")
+  runs = ("vae_standard_dynamic_mnist", "mog_vae_dynamic_mnist", "ncp_vae_dynamic_mnist")
+  nll = {("vae_standard_dynamic_mnist", 0): 104.0, ("vae_standard_dynamic_mnist", 1): 103.0,
+         ("mog_vae_dynamic_mnist", 0): 103.5, ("mog_vae_dynamic_mnist", 1): 102.0,
+         ("ncp_vae_dynamic_mnist", 0): 101.0}  # NCP's seed 1 failed
+  results = []
+  for seed in (0, 1):
+    for run_id in runs:
+      value = nll.get((run_id, seed))
+      results.append({"row": table.row(run_id), "run": run_id, "seed": seed, "ours": value,
+                      "error": None if value else "ValueError: boom",
+                      "metrics": value and {"nll": value, "num_steps": 7, "num_examples": 10,
+                                            "kl": 20.0 + seed}})
+  markdown = reproduce.format_markdown(table, results, num_steps=7, num_importance_samples=10,
+                                       eval_max_examples=10, device="CPU", seeds=2)
+  header = markdown.split("\n| row | ")[1].split("\n")[0].strip(" |").split(" | ")
+  mog = dict(zip(["row"] + header, _markdown_row(markdown, "MoG")))
+  assert mog["paper"] == "-" and mog["difference"] == "-" and mog["paper gain"] == "-"
+  assert mog["gain"] == f"{np.mean([0.5, 1.0]):.2f} ± {np.std([0.5, 1.0], ddof=1):.2f}"
+  assert mog["KL(q‖p)"] == f"20.50 ± {np.std([20.0, 21.0], ddof=1):.2f}"
+  assert mog["Z"] == "-"  # a key no run has
+  ncp = dict(zip(["row"] + header, _markdown_row(markdown, "NCP")))
+  assert ncp["ours"] == "101.00" and ncp["gain"] == "3.00"  # the one seed both finished
+  assert ncp["paper gain"] == "2.00"  # Aneja Table 2: 84.82 - 82.82, not LARS' 84.97 - paper
+  assert "1 of 2 seeds" in ncp["notes"] and "seed 1: ValueError: boom" in ncp["notes"]
 
 
 def test_format_of_a_log_likelihood_table():
