@@ -139,6 +139,15 @@ def extrapolate(steps, values, target_steps, holdout, seed=0):
           "_draws": at_target, "_params": draws}
 
 
+def _metrics(workdir):
+  """The run's metrics.json as a dict, or None when it has none (not finished)."""
+  path = workdir_lib.path(workdir, workdir_lib.METRICS)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def budget_curve(workdirs):
   """(budgets [n], final test NLLs [n]) of finished runs of one config at several budgets
   (`num_steps` and `nll` of each metrics.json; seeds of one budget give repeated points),
@@ -149,11 +158,9 @@ def budget_curve(workdirs):
   """
   points = []
   for workdir in workdirs:
-    path = workdir_lib.path(workdir, workdir_lib.METRICS)
-    if not os.path.exists(path):
+    metrics = _metrics(workdir)
+    if metrics is None:
       raise ValueError(f"{workdir} has no metrics.json: a finished run is needed.")
-    with open(path) as f:
-      metrics = json.load(f)
     points.append((int(metrics["num_steps"]), float(metrics["nll"])))
   points.sort()
   return np.array([p[0] for p in points]), np.array([p[1] for p in points])
@@ -163,11 +170,7 @@ def analyse(workdir, budget_workdirs, target_steps, holdout, seed=0):
   """One run: its validation curve and the budget curve of `budget_workdirs` (may be empty),
   each with its extrapolation, and the run's final test NLL."""
   steps, values = validation_curve(workdir)
-  metrics = {}
-  metrics_path = workdir_lib.path(workdir, workdir_lib.METRICS)
-  if os.path.exists(metrics_path):
-    with open(metrics_path) as f:
-      metrics = json.load(f)
+  metrics = _metrics(workdir) or {}
   run = {"workdir": workdir, "steps": steps.tolist(), "validation_nll": values.tolist(),
          "validation": extrapolate(steps, values, target_steps, holdout, seed),
          "test_nll": metrics.get("nll"),
