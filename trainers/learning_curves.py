@@ -209,8 +209,15 @@ def gains(runs):
       run["test_gain"] = base["test_nll"] - run["test_nll"]
 
 
+def _unidentified(fit):
+  return "" if fit["identified"] else " (fit not identified: not drawn)"
+
+
 def _band(ax, grid, fit, color, style):
-  """The fit's median line and 68% band over `grid`."""
+  """The fit's median line and 68% band over `grid`; nothing for a fit that is not identified
+  (its band would only show that the points do not pin the asymptote)."""
+  if not fit["identified"]:
+    return
   values = power_law(grid[:, None], *fit["_params"][:1000].T)
   low, median, high = np.percentile(values, [16, 50, 84], axis=1)
   ax.plot(grid, median, style, color=color, lw=1)
@@ -219,8 +226,9 @@ def _band(ax, grid, fit, color, style):
 
 def plot(runs, labels, paper, target_steps, path):
   """Left: validation NLL (circles) and final test NLL against budget (squares) with their
-  power-law fits to `target_steps` (68% bands) and the paper's figures there (stars); right:
-  the gains over the first run, measured and extrapolated."""
+  power-law fits to `target_steps` (68% bands; a fit that is not identified is not drawn) and
+  the paper's figures there (stars); right: the gains over the first run, measured and
+  extrapolated (where both fits are identified)."""
   plt = plotting.pyplot()
   fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.6))
   start = min(min(r["steps"][0], *r.get("budget_steps", [np.inf])) for r in runs)
@@ -228,11 +236,12 @@ def plot(runs, labels, paper, target_steps, path):
   for i, (run, label) in enumerate(zip(runs, labels)):
     color = f"C{i}"
     left.plot(run["steps"], run["validation_nll"], "o", color=color, ms=4,
-              label=f"{label}: validation, one run (K = 100)")
+              label=f"{label}: validation, one run (K = 100)" + _unidentified(run["validation"]))
     _band(left, grid, run["validation"], color, "-")
     if "budget" in run:
       left.plot(run["budget_steps"], run["budget_nll"], "s", color=color, mfc="none",
-                label=f"{label}: test NLL of runs of that budget (K = 1000)")
+                label=f"{label}: test NLL of runs of that budget (K = 1000)"
+                + _unidentified(run["budget"]))
       _band(left, grid, run["budget"], color, "--")
     if i < len(paper):
       left.plot([target_steps], [paper[i]], "*", ms=13, color=color, label=f"{label}, paper")
@@ -244,6 +253,8 @@ def plot(runs, labels, paper, target_steps, path):
       fit = run[curve]
       right.plot(fit["gain_steps"], fit["gain"], marker + "-", color=color, mfc="none",
                  label=f"{label} - {labels[0]}, {curve}")
+      if not (fit["identified"] and runs[0][curve]["identified"]):
+        continue
       gain, x = fit["extrapolated_gain"], target_steps * 1.25 ** offset
       right.errorbar([x], [gain["median"]], [[gain["median"] - gain["low"]],
                                              [gain["high"] - gain["median"]]],
