@@ -33,19 +33,15 @@ PAPER_Z = {"lars_vae": 0.015, "lars_realnvp_vae": 0.027}
 
 def run_config(config, workdir):
   """Trains, evaluates and exports one config unless workdir already has its metrics."""
-  metrics_path = workdir_lib.path(workdir, workdir_lib.METRICS)
-  if os.path.exists(metrics_path):
-    with open(metrics_path) as f:
-      metrics = json.load(f)
-    if metrics.get("num_steps") == FLAGS.num_steps and "nll" in metrics:
-      return metrics
+  metrics = workdir_lib.read_metrics(workdir)
+  if metrics and metrics.get("num_steps") == FLAGS.num_steps and "nll" in metrics:
+    return metrics
   command = [sys.executable, "-m", "trainers.run", f"--gin_config={config}",
              f"--workdir={workdir}", f"--gin_bindings=train.num_steps={FLAGS.num_steps}"]
   command += [f"--gin_bindings={b}" for b in FLAGS.gin_bindings]
   print(" ".join(command), flush=True)
   subprocess.run(command, check=True)
-  with open(metrics_path) as f:
-    return json.load(f)
+  return workdir_lib.read_metrics(workdir)
 
 
 def table(rows):

@@ -13,7 +13,6 @@ The first row is the test set against itself (its first half against its second)
 of every figure. Under the table: Spearman's rank correlation of NLL and Fréchet distance over
 the priors' own samplers, i.e. whether a better NLL goes with fewer samples in holes.
 """
-import json
 import os
 import subprocess
 import sys
@@ -45,14 +44,14 @@ FLAGS = flags.FLAGS
 
 def scored_metrics(workdir, num_samples):
   """metrics.json of `workdir`, after `trainers.evaluate_samples` if it lacks the keys."""
-  path = workdir_lib.path(workdir, workdir_lib.METRICS)
-  with open(path) as f:
-    metrics = json.load(f)
+  metrics = workdir_lib.read_metrics(workdir)
+  if metrics is None:
+    raise FileNotFoundError(f"{workdir_lib.path(workdir, workdir_lib.METRICS)} not found: "
+                            "a finished run is needed.")
   if metrics.get("sample_quality_num_samples") != num_samples:
     subprocess.run([sys.executable, "-m", "trainers.evaluate_samples", f"--workdir={workdir}",
                     f"--num_samples={num_samples}"], check=True)
-    with open(path) as f:
-      metrics = json.load(f)
+    metrics = workdir_lib.read_metrics(workdir)
   return metrics
 
 

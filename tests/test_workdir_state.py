@@ -84,6 +84,13 @@ def test_metrics_are_strict_json_with_unknown_figures_as_null(tmp_path):
   assert _strict_json(tmp_path / "metrics.json") == {"rate": None, "z": [None, 1.5], "k": 3}
 
 
+def test_metrics_are_read_back_as_written_and_none_before_the_run_finishes(tmp_path):
+  assert workdir_lib.read_metrics(tmp_path) is None
+  workdir_lib.write_metrics(tmp_path, {"nll": 90.5, "z": [float("nan"), 2.0], "k": 3})
+  assert workdir_lib.read_metrics(tmp_path) == _strict_json(tmp_path / "metrics.json") == {
+      "nll": 90.5, "z": [None, 2.0], "k": 3}
+
+
 def test_leftovers_of_an_interrupted_save_are_removed_and_checkpoints_kept(tmp_path):
   checkpoints = tmp_path / "checkpoints"
   (checkpoints / "ckpt-5_temp").mkdir(parents=True)

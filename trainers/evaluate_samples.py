@@ -18,7 +18,6 @@ workdir's lock) and written to TensorBoard as `samples/<key>` at the checkpoint'
 Every flag and the workdir (config.gin, a checkpoint, metrics.json, a data set with a
 classifier) are checked before any work: a bad one is a one-line `error:` and exit status 1.
 """
-import json
 import sys
 
 from absl import app
@@ -73,13 +72,12 @@ def check_workdir(workdir):
   workdir_lib.open_run(workdir, EvaluateError)
   metrics_path = workdir_lib.path(workdir, workdir_lib.METRICS)
   try:
-    with open(metrics_path, encoding="utf-8") as f:
-      metrics = json.load(f)
-  except FileNotFoundError:
-    raise EvaluateError(f"{metrics_path} not found: the run in {workdir} has not finished "
-                        f"(trainers.run writes metrics.json at its end).") from None
+    metrics = workdir_lib.read_metrics(workdir)
   except (OSError, ValueError) as e:
     raise EvaluateError(f"cannot read {metrics_path}: {e}") from None
+  if metrics is None:
+    raise EvaluateError(f"{metrics_path} not found: the run in {workdir} has not finished "
+                        f"(trainers.run writes metrics.json at its end).")
   if not isinstance(metrics, dict):
     raise EvaluateError(f"{metrics_path} does not hold a JSON object of metrics.")
   try:
@@ -129,8 +127,7 @@ def evaluate_workdir(workdir, num_samples=None, seed=0, k=sample_quality.NEAREST
           run.allow_download, classifier, k=k, langevin_step_size=langevin_step_size,
           langevin_steps=langevin_steps, step=run.step, log_fn=print_fn)
     writer.close()
-    with open(workdir_lib.path(workdir, workdir_lib.METRICS), encoding="utf-8") as f:
-      metrics = json.load(f)  # read again under the lock
+    metrics = workdir_lib.read_metrics(workdir)  # read again under the lock
     workdir_lib.write_metrics(workdir, {**metrics, **results})
   print_fn(f"wrote {len(results)} sample-quality metrics to "
            f"{workdir_lib.path(workdir, workdir_lib.METRICS)}")

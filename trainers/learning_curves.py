@@ -139,15 +139,6 @@ def extrapolate(steps, values, target_steps, holdout, seed=0):
           "_draws": at_target, "_params": draws}
 
 
-def _metrics(workdir):
-  """The run's metrics.json as a dict, or None when it has none (not finished)."""
-  path = workdir_lib.path(workdir, workdir_lib.METRICS)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
 def budget_curve(workdirs):
   """(budgets [n], final test NLLs [n]) of finished runs of one config at several budgets
   (`num_steps` and `nll` of each metrics.json; seeds of one budget give repeated points),
@@ -158,7 +149,7 @@ def budget_curve(workdirs):
   """
   points = []
   for workdir in workdirs:
-    metrics = _metrics(workdir)
+    metrics = workdir_lib.read_metrics(workdir)
     if metrics is None:
       raise ValueError(f"{workdir} has no metrics.json: a finished run is needed.")
     points.append((int(metrics["num_steps"]), float(metrics["nll"])))
@@ -170,7 +161,7 @@ def analyse(workdir, budget_workdirs, target_steps, holdout, seed=0):
   """One run: its validation curve and the budget curve of `budget_workdirs` (may be empty),
   each with its extrapolation, and the run's final test NLL."""
   steps, values = validation_curve(workdir)
-  metrics = _metrics(workdir) or {}
+  metrics = workdir_lib.read_metrics(workdir) or {}
   run = {"workdir": workdir, "steps": steps.tolist(), "validation_nll": values.tolist(),
          "validation": extrapolate(steps, values, target_steps, holdout, seed),
          "test_nll": metrics.get("nll"),

@@ -152,7 +152,6 @@ def finished_metrics(row, row_dir, bindings):
     ValueError: `row_dir` holds a run of other configs.
   """
   spec_path = os.path.join(row_dir, SPEC_FILE)
-  metrics_path = workdir_lib.path(row_dir, workdir_lib.METRICS)
   if not os.path.exists(spec_path):
     return None
   with open(spec_path) as f:
@@ -160,10 +159,8 @@ def finished_metrics(row, row_dir, bindings):
   if old["configs"] != list(row.configs):
     raise ValueError(f"{row_dir} holds a run of configs {old['configs']}, not "
                      f"{list(row.configs)}; use another --workdir.")
-  if old == {"configs": list(row.configs), "bindings": list(bindings)} and os.path.exists(
-      metrics_path):
-    with open(metrics_path) as f:
-      return json.load(f)
+  if old == {"configs": list(row.configs), "bindings": list(bindings)}:
+    return workdir_lib.read_metrics(row_dir)
   return None
 
 

@@ -100,6 +100,15 @@ def _strict(value):
   return value
 
 
+def read_metrics(workdir):
+  """workdir/metrics.json as a dict, or None when the run has not written it (not finished)."""
+  try:
+    with open(path(workdir, METRICS), encoding="utf-8") as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None
+
+
 def write_metrics(workdir, results):
   """Writes the results dict to workdir/metrics.json atomically, as strict JSON (sorted keys;
   figures that are unknown, NaN or inf, as null)."""
