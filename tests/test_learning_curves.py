@@ -91,3 +91,22 @@ def test_command_writes_the_figure_and_the_gains(tmp_path):
   gain = runs[1]["validation"]["extrapolated_gain"]
   assert gain["low"] <= gain["median"] <= gain["high"]
   assert abs(gain["median"] - 2.0) < 3 * (gain["high"] - gain["low"]) + 0.2  # truth: 86 - 84
+  # A run without validation events: one line naming the fix, exit 1, nothing written.
+  os.makedirs(tmp_path / "no_validation")
+  png.unlink()
+  proc = subprocess.run([sys.executable, "-m", "trainers.learning_curves",
+                         f"--workdirs={dirs[0]},{tmp_path / 'no_validation'}",
+                         f"--output_png={png}"], capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1 and not png.exists()
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+  assert "train.validation_every" in proc.stderr
+
+
+def test_budget_patterns_that_match_nothing_are_refused(tmp_path):
+  for name in ("a_5k", "a_10k", "b_5k"):
+    os.makedirs(tmp_path / name)
+  groups = learning_curves.budget_groups(f"{tmp_path}/a_*;{tmp_path}/b_5k", 2)
+  assert groups == [[str(tmp_path / "a_10k"), str(tmp_path / "a_5k")], [str(tmp_path / "b_5k")]]
+  assert learning_curves.budget_groups("", 2) == [[], []]
+  with pytest.raises(ValueError, match="matches no directory"):
+    learning_curves.budget_groups(f"{tmp_path}/a_*,{tmp_path}/c_*", 1)

@@ -18,10 +18,15 @@ form, each curve is also fitted without its last `--holdout` points, which it th
 their mean absolute error is reported. Caveat: a run's learning-rate decay and KL warm-up
 scale with its own length (`train.num_steps`), so its curve is not the curve of final NLL
 against budget that 10^7-step runs would trace; the extrapolation is a trend, not a forecast.
+
+A run without `valid/nll` events, a budget run without metrics.json, a --budget_workdirs
+pattern that matches nothing or a curve of fewer than 4 points is a one-line `error:` and exit
+status 1, before anything is written.
 """
 import glob
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -291,6 +296,27 @@ def _public(value):
   return value
 
 
+def budget_groups(spec, num_runs):
+  """The directories of --budget_workdirs per run (';' between runs, ',' between glob
+  patterns), each group sorted; empty groups when `spec` is empty.
+
+  Raises:
+    ValueError: a pattern that matches no directory.
+  """
+  if not spec:
+    return [[] for _ in range(num_runs)]
+  groups = []
+  for group in spec.split(";"):
+    found = []
+    for pattern in group.split(","):
+      matches = glob.glob(pattern)
+      if not matches:
+        raise ValueError(f"--budget_workdirs: {pattern!r} matches no directory.")
+      found += matches
+    groups.append(sorted(found))
+  return groups
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -298,16 +324,18 @@ def main(argv):
     raise app.UsageError("--workdirs is required (the baseline run first).")
   labels = FLAGS.labels.split(";") if FLAGS.labels else [
       os.path.basename(os.path.normpath(w)) for w in FLAGS.workdirs]
-  paper = [float(p) for p in FLAGS.paper]
-  budgets = ([sorted(d for pattern in group.split(",") for d in glob.glob(pattern))
-              for group in FLAGS.budget_workdirs.split(";")] if FLAGS.budget_workdirs
-             else [[] for _ in FLAGS.workdirs])
-  if (len(labels) != len(FLAGS.workdirs) or len(paper) > len(FLAGS.workdirs)
-      or len(budgets) != len(FLAGS.workdirs)):
-    raise app.UsageError("--labels and --budget_workdirs need one entry per run and --paper "
-                         "at most one figure per run.")
-  runs = [analyse(w, b, FLAGS.extrapolate_to, FLAGS.holdout, seed=i)
-          for i, (w, b) in enumerate(zip(FLAGS.workdirs, budgets))]
+  try:
+    paper = [float(p) for p in FLAGS.paper]
+    budgets = budget_groups(FLAGS.budget_workdirs, len(FLAGS.workdirs))
+    if (len(labels) != len(FLAGS.workdirs) or len(paper) > len(FLAGS.workdirs)
+        or len(budgets) != len(FLAGS.workdirs)):
+      raise ValueError("--labels and --budget_workdirs need one entry per run and --paper "
+                       "at most one figure per run.")
+    runs = [analyse(w, b, FLAGS.extrapolate_to, FLAGS.holdout, seed=i)
+            for i, (w, b) in enumerate(zip(FLAGS.workdirs, budgets))]
+  except ValueError as e:  # bad flags, a run without validation or metrics, too few points
+    print(f"error: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
   gains(runs)
   for run, label in zip(runs, labels):
     run["label"] = label
